@@ -1,0 +1,4 @@
+export const summary = "x";
+export async function run() {
+  return 0;
+}

@@ -1,0 +1,14 @@
+/**
+ * The base of every error fencelock throws. Callers match on `code`, which is stable across releases;
+ * `name` is the class name; `cause` carries the underlying error, if any.
+ */
+export class FencelockError extends Error {
+  /** Stable, machine-readable identifier, e.g. `STALE_FENCING_TOKEN`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * The test kit: launchers for fencelock's servers and for etcd, each on free loopback ports,
+ * ready-probed, and always cleaned up. Used by tests, the demo, torture and the benchmarks.
+ */
+export {
+  Child,
+  CLI_PATH,
+  freePort,
+  LaunchError,
+  type LaunchOptions,
+  launch,
+  listeningLine,
+  type TempDir,
+  tempDir,
+} from "./process.js";
+export {
+  type EtcdCluster,
+  type EtcdClusterOptions,
+  type EtcdMember,
+  etcdStatus,
+  startEtcdCluster,
+} from "./etcd.js";
