@@ -1,0 +1,131 @@
+/**
+ * The errors the lock client throws. Each has a stable `code` to match on, its class `name`, and the
+ * underlying error in `cause`. Contention is never an error: `tryLock()` resolves to `null`.
+ */
+import { FencelockError } from "../shared/errors.js";
+
+/** Why a session ended. */
+export type SessionEndReason = "expired" | "revoked" | "not_found" | "closed";
+
+/**
+ * The session's lease is gone, or can no longer be trusted. `reason`: `expired` — the local deadline
+ * (send time of the last acknowledged keep-alive + TTL) passed; `revoked` — the server answered a
+ * keep-alive saying the lease no longer exists; `not_found` — a request using the lease was refused
+ * because the lease does not exist; `closed` — `session.close()` was called.
+ */
+export class SessionExpiredError extends FencelockError {
+  constructor(
+    readonly reason: SessionEndReason,
+    readonly leaseId: bigint,
+    options?: { cause?: unknown },
+  ) {
+    super("SESSION_EXPIRED", `session ${leaseId.toString(16)} ended: ${reason}`, options);
+  }
+}
+
+/** `lock()` did not acquire the lock within its `timeoutMs`; its waiter key was removed first. */
+export class LockTimeoutError extends FencelockError {
+  constructor(
+    readonly lockName: string,
+    readonly timeoutMs: number,
+  ) {
+    super("LOCK_TIMEOUT", `lock "${lockName}" not acquired within ${timeoutMs} ms`);
+  }
+}
+
+/** The caller's `AbortSignal` aborted the operation; the signal's reason is the `cause`. */
+export class AbortedError extends FencelockError {
+  constructor(what: string, reason: unknown) {
+    super("ABORTED", `${what} aborted`, { cause: reason });
+  }
+}
+
+/** The waiter's own key was deleted by someone else while it waited (its session still alive). */
+export class LockLostError extends FencelockError {
+  constructor(readonly key: string) {
+    super("LOCK_LOST", `lock key ${key} was deleted while waiting`);
+  }
+}
+
+/** The reason `lock.signal` aborts with after `unlock()`. */
+export class LockReleasedError extends FencelockError {
+  constructor(readonly key: string) {
+    super("LOCK_RELEASED", `lock ${key} was released`);
+  }
+}
+
+/** The client (or the session) was closed before or during the call. */
+export class ClientClosedError extends FencelockError {
+  constructor(what = "client") {
+    super("CLIENT_CLOSED", `${what} is closed`);
+  }
+}
+
+/** A bad argument: nothing was sent and nothing changed. */
+export class InvalidArgumentError extends FencelockError {
+  constructor(message: string) {
+    super("INVALID_ARGUMENT", message);
+  }
+}
+
+/** No endpoint could be reached (every member refused, or the one in use stopped answering). */
+export class EtcdUnavailableError extends FencelockError {
+  constructor(
+    message: string,
+    readonly endpoint: string,
+    options?: { cause?: unknown },
+  ) {
+    super("ETCD_UNAVAILABLE", message, options);
+  }
+}
+
+/** A unary call passed its deadline (`callTimeoutMs`, or what was left of the caller's timeout). */
+export class CallTimeoutError extends FencelockError {
+  constructor(
+    readonly method: string,
+    readonly endpoint: string,
+    options?: { cause?: unknown },
+  ) {
+    super("CALL_TIMEOUT", `${method} on ${endpoint} passed its deadline`, options);
+  }
+}
+
+/**
+ * Authentication or authorisation failed. `reason`: `failed` — wrong user name or password;
+ * `token` — the auth token is invalid or stale (the client re-authenticates once by itself);
+ * `denied` — the user lacks the permission.
+ */
+export class EtcdAuthError extends FencelockError {
+  constructor(
+    readonly reason: "failed" | "token" | "denied",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super("ETCD_AUTH", message, options);
+  }
+}
+
+/** The lease named in a request does not exist (expired or revoked). */
+export class LeaseNotFoundError extends FencelockError {
+  constructor(options?: { cause?: unknown }) {
+    super("LEASE_NOT_FOUND", "etcdserver: requested lease not found", options);
+  }
+}
+
+/** A watch or read asked for a revision that has been compacted away. */
+export class CompactedError extends FencelockError {
+  constructor(options?: { cause?: unknown }) {
+    super("ETCD_COMPACTED", "etcdserver: mvcc: required revision has been compacted", options);
+  }
+}
+
+/** Any other error from the server; `grpcCode` is the gRPC status code, `details` its message. */
+export class EtcdError extends FencelockError {
+  constructor(
+    readonly grpcCode: number,
+    readonly details: string,
+    options?: { cause?: unknown },
+  ) {
+    super("ETCD_ERROR", details || `gRPC status ${grpcCode}`, options);
+  }
+}

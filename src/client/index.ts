@@ -1,0 +1,36 @@
+/**
+ * fencelock's lock client: sessions (one lease, kept alive, with a loss signal) and fair mutexes whose
+ * holders get fencing tokens. Speaks the etcd v3 gRPC API, so it runs against etcd and against lockd.
+ */
+import "./dispose.js";
+
+export {
+  type ConnectOptions,
+  connect,
+  DEFAULT_ENDPOINTS,
+  LockClient,
+  type LockContext,
+  type WithLockOptions,
+} from "./client.js";
+export { LOCK_CHANNEL, type LockEvent } from "./diagnostics.js";
+export {
+  AbortedError,
+  CallTimeoutError,
+  ClientClosedError,
+  CompactedError,
+  EtcdAuthError,
+  EtcdError,
+  EtcdUnavailableError,
+  InvalidArgumentError,
+  LeaseNotFoundError,
+  LockLostError,
+  LockReleasedError,
+  LockTimeoutError,
+  type SessionEndReason,
+  SessionExpiredError,
+} from "./errors.js";
+export { lockKey, lockPrefix } from "./keys.js";
+export { Lock } from "./lock.js";
+export { type LockOptions, Mutex } from "./mutex.js";
+export { Session, type SessionOptions } from "./session.js";
+export type { AuthOptions, TlsOptions } from "./transport.js";

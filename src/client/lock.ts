@@ -1,0 +1,84 @@
+/** A held lock: its fencing token, its key, a signal that aborts when it can no longer be trusted, and unlock. */
+import "./dispose.js";
+import { publish } from "./diagnostics.js";
+import { LockReleasedError } from "./errors.js";
+import { deleteIfTxn, type LockKeys, txn } from "./kv.js";
+import type { Session } from "./session.js";
+
+/** A lock held through a session. Returned by `mutex.lock()` and `mutex.tryLock()`. */
+export class Lock {
+  /** The fencing token: the create revision of the lock key. Strictly increases from holder to holder. */
+  readonly token: bigint;
+  /** The lock key, `<name>/<leaseId hex>`. */
+  readonly key: string;
+  /**
+   * Aborts with `SessionExpiredError` when the session ends (the lock may then be held by someone else),
+   * and with `LockReleasedError` on `unlock()`. A hint: check it before I/O, but rely on the token.
+   */
+  readonly signal: AbortSignal;
+  private readonly controller = new AbortController();
+  private readonly onSessionEnd = () => this.controller.abort(this.session.signal.reason);
+  private unlocking: Promise<void> | undefined;
+  private turnGiven = false;
+
+  /** @internal Created by `Mutex`. */
+  constructor(
+    private readonly session: Session,
+    private readonly name: string,
+    key: string,
+    private readonly keys: LockKeys,
+    token: bigint,
+    private readonly giveTurn: () => void,
+  ) {
+    this.key = key;
+    this.token = token;
+    this.signal = this.controller.signal;
+    session.signal.addEventListener("abort", this.onSessionEnd, { once: true });
+    if (session.signal.aborted) this.onSessionEnd();
+  }
+
+  /**
+   * Releases the lock: deletes the key only if it still has this lock's create revision, so a late unlock
+   * never touches a newer holder's key. Aborts `signal` with `LockReleasedError` and lets the next local
+   * `lock()` of the same session go on. Resolves without error if the session has already ended (its key
+   * went with the lease). Rejects with the transport's typed error if etcd cannot be reached while the
+   * session is live; the key then goes with the lease, or with the session's next attempt on this name.
+   * Idempotent: once it resolved, later calls resolve at once; after a rejection, a later call tries again.
+   */
+  unlock(): Promise<void> {
+    this.unlocking ??= this.release().catch((err: unknown) => {
+      this.unlocking = undefined;
+      throw err;
+    });
+    return this.unlocking;
+  }
+
+  /** Same as `unlock()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.unlock();
+  }
+
+  private async release(): Promise<void> {
+    this.session.signal.removeEventListener("abort", this.onSessionEnd);
+    this.controller.abort(new LockReleasedError(this.key));
+    const transport = this.session.transport;
+    try {
+      if (!transport.isClosed) {
+        await txn(
+          transport,
+          deleteIfTxn(this.keys, this.token),
+          undefined,
+          Date.now() + transport.callTimeoutMs,
+        );
+      }
+    } catch (err) {
+      if (!this.session.signal.aborted) throw err;
+    } finally {
+      if (!this.turnGiven) {
+        this.turnGiven = true;
+        this.giveTurn();
+      }
+    }
+    publish({ event: "released", name: this.name, key: this.key, revision: this.token });
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * The connection to an etcd cluster: one gRPC channel per endpoint, the endpoint in use, failover to the
+ * next endpoint when a member becomes unavailable, a deadline on every unary call, TLS, and etcd
+ * user/password auth (the token goes in the `token` metadata, fetched again when etcd says it is invalid).
+ */
+import * as grpc from "@grpc/grpc-js";
+import { etcdServices } from "../proto/load.js";
+import type { AuthenticateResponse } from "../proto/types.js";
+import { AbortedError, ClientClosedError, InvalidArgumentError } from "./errors.js";
+import { fromGrpc, isRetryable, needsReauth } from "./grpc-errors.js";
+
+/** TLS material, PEM-encoded. An empty object means TLS with the system's root certificates. */
+export interface TlsOptions {
+  /** CA certificate(s) that sign the server certificates. */
+  ca?: string | Buffer;
+  /** Client certificate, for clusters that require client certificates (with `key`). */
+  cert?: string | Buffer;
+  /** Client private key. */
+  key?: string | Buffer;
+}
+
+/** etcd user name and password. */
+export interface AuthOptions {
+  username: string;
+  password: string;
+}
+
+/** What `Transport` needs. */
+export interface TransportOptions {
+  endpoints: string[];
+  tls?: TlsOptions;
+  auth?: AuthOptions;
+  /** Deadline of each unary call in ms. */
+  callTimeoutMs: number;
+}
+
+/** The services of the etcd v3 subset. */
+export type ServiceName = "KV" | "Lease" | "Watch" | "Cluster" | "Maintenance" | "Auth";
+
+/** Per-call options of `Transport.unary`. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Absolute deadline (epoch ms); the call's own deadline is the earlier of this and `callTimeoutMs`. */
+  deadline?: number;
+  /** Safe to send again after an unavailable member: retried on the next endpoints. */
+  idempotent: boolean;
+}
+
+/** A bidirectional stream opened on one endpoint. */
+export interface OpenStream<Req, Res> {
+  call: grpc.ClientDuplexStream<Req, Res>;
+  endpoint: string;
+  /** Maps a stream error to a typed error and moves off the endpoint if it became unavailable. */
+  fail(err: unknown): unknown;
+}
+
+const toBuffer = (value: string | Buffer | undefined) =>
+  value === undefined ? null : Buffer.isBuffer(value) ? value : Buffer.from(value);
+
+/** Accepts `host:port` and also `http://host:port` / `https://host:port`, as etcdctl does. */
+function normaliseEndpoint(endpoint: string): string {
+  const bare = endpoint.replace(/^https?:\/\//, "").replace(/\/+$/, "");
+  if (!/^[^\s/:]+:\d{1,5}$/.test(bare) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(bare)) {
+    throw new InvalidArgumentError(`endpoint "${endpoint}" is not host:port`);
+  }
+  return bare;
+}
+
+/** How long to wait before trying the endpoints again after a full round failed, in ms. */
+const ROUND_BACKOFF_MS = 100;
+
+/** The client side of the etcd v3 gRPC API over a list of endpoints. */
+export class Transport {
+  readonly endpoints: readonly string[];
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly channels = new Map<string, grpc.Client>();
+  private index = 0;
+  private token: string | undefined;
+  private authenticating: Promise<string> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: TransportOptions) {
+    if (options.endpoints.length === 0) throw new InvalidArgumentError("no endpoints");
+    if (!(Number.isFinite(options.callTimeoutMs) && options.callTimeoutMs > 0)) {
+      throw new InvalidArgumentError(`callTimeoutMs must be a positive number, got ${options.callTimeoutMs}`);
+    }
+    if (options.auth && !options.auth.username) throw new InvalidArgumentError("auth.username is empty");
+    this.endpoints = options.endpoints.map(normaliseEndpoint);
+    const tls = options.tls;
+    this.credentials = tls
+      ? grpc.credentials.createSsl(toBuffer(tls.ca), toBuffer(tls.key), toBuffer(tls.cert))
+      : grpc.credentials.createInsecure();
+  }
+
+  /** Deadline of each unary call in ms. */
+  get callTimeoutMs(): number {
+    return this.options.callTimeoutMs;
+  }
+
+  /** The endpoint calls go to now. */
+  get endpoint(): string {
+    return this.endpoints[this.index] as string;
+  }
+
+  /** Moves to the next endpoint, unless another call already moved off `endpoint`. */
+  failover(endpoint: string): void {
+    if (this.endpoint === endpoint) this.index = (this.index + 1) % this.endpoints.length;
+  }
+
+  private channel(endpoint: string): grpc.Client {
+    if (this.closed) throw new ClientClosedError();
+    let channel = this.channels.get(endpoint);
+    if (!channel) {
+      channel = new grpc.Client(endpoint, this.credentials, {
+        // Finds a member that vanished without closing its connections (frozen, cut off). etcd
+        // refuses pings more often than every 5 s.
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 5_000,
+        "grpc.initial_reconnect_backoff_ms": 200,
+        "grpc.max_reconnect_backoff_ms": 2_000,
+      });
+      this.channels.set(endpoint, channel);
+    }
+    return channel;
+  }
+
+  private method(service: ServiceName, name: string): grpc.MethodDefinition<unknown, unknown> {
+    const definition = etcdServices()[service].service[name];
+    if (!definition) throw new InvalidArgumentError(`no method ${service}.${name}`);
+    return definition;
+  }
+
+  private async metadata(signal?: AbortSignal, deadline?: number): Promise<grpc.Metadata> {
+    const metadata = new grpc.Metadata();
+    if (this.options.auth) metadata.set("token", await this.authToken(signal, deadline));
+    return metadata;
+  }
+
+  private authToken(signal?: AbortSignal, deadline?: number): Promise<string> {
+    if (this.token !== undefined) return Promise.resolve(this.token);
+    if (!this.authenticating) {
+      const auth = this.options.auth as AuthOptions;
+      this.authenticating = this.call<AuthenticateResponse>(
+        "Auth",
+        "Authenticate",
+        { name: auth.username, password: auth.password },
+        { idempotent: true, signal, deadline },
+        false,
+      ).then(
+        (res) => {
+          this.authenticating = undefined;
+          this.token = res.token;
+          return res.token;
+        },
+        (err: unknown) => {
+          this.authenticating = undefined;
+          throw err;
+        },
+      );
+    }
+    return this.authenticating;
+  }
+
+  /**
+   * One unary call. Idempotent calls move to the next endpoint and try again while a member is
+   * unavailable, until the deadline; an invalid auth token is fetched again once. Rejects with a typed
+   * error (see `grpc-errors.ts`); with `AbortedError` if `signal` aborts; with `CallTimeoutError` at the
+   * deadline; with `ClientClosedError` after `close()`.
+   */
+  unary<Res>(service: ServiceName, method: string, request: object, options: CallOptions): Promise<Res> {
+    return this.call<Res>(service, method, request, options, true);
+  }
+
+  private async call<Res>(
+    service: ServiceName,
+    name: string,
+    request: object,
+    options: CallOptions,
+    withAuth: boolean,
+  ): Promise<Res> {
+    const { signal } = options;
+    const deadline = Math.min(options.deadline ?? Number.POSITIVE_INFINITY, Date.now() + this.callTimeoutMs);
+    const method = this.method(service, name);
+    let reauthenticated = false;
+    for (let attempt = 1; ; attempt++) {
+      if (signal?.aborted) throw new AbortedError(`${service}.${name}`, signal.reason);
+      const endpoint = this.endpoint;
+      try {
+        const metadata = withAuth ? await this.metadata(signal, deadline) : new grpc.Metadata();
+        return await this.once<Res>(endpoint, method, request, metadata, deadline, signal);
+      } catch (raw) {
+        const err = fromGrpc(raw, `${service}.${name}`, endpoint);
+        if (signal?.aborted) throw new AbortedError(`${service}.${name}`, signal.reason);
+        if (needsReauth(err) && this.options.auth && withAuth && !reauthenticated) {
+          reauthenticated = true;
+          this.token = undefined;
+          continue;
+        }
+        if (!isRetryable(err)) throw err;
+        this.failover(endpoint);
+        if (!options.idempotent || Date.now() >= deadline) throw err;
+        if (attempt % this.endpoints.length === 0) {
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(ROUND_BACKOFF_MS, deadline - Date.now())),
+          );
+        }
+      }
+    }
+  }
+
+  private once<Res>(
+    endpoint: string,
+    method: grpc.MethodDefinition<unknown, unknown>,
+    request: object,
+    metadata: grpc.Metadata,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Res> {
+    const channel = this.channel(endpoint);
+    return new Promise<Res>((resolve, reject) => {
+      const onAbort = () => call.cancel();
+      const call = channel.makeUnaryRequest(
+        method.path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        request,
+        metadata,
+        { deadline },
+        (err, res) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (err) reject(err);
+          else resolve(res as Res);
+        },
+      );
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Opens a bidirectional stream on the endpoint in use (streams have no deadline; their owner ends
+   * them). Rejects with `ClientClosedError` after `close()`, or with an auth error.
+   */
+  async stream<Req, Res>(
+    service: ServiceName,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<OpenStream<Req, Res>> {
+    const method = this.method(service, name);
+    const endpoint = this.endpoint;
+    const metadata = await this.metadata(signal, Date.now() + this.callTimeoutMs);
+    const call = this.channel(endpoint).makeBidiStreamRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      metadata,
+      {},
+    ) as grpc.ClientDuplexStream<Req, Res>;
+    return {
+      call,
+      endpoint,
+      fail: (raw) => {
+        const err = fromGrpc(raw, `${service}.${name}`, endpoint);
+        if (isRetryable(err)) this.failover(endpoint);
+        if (needsReauth(err)) this.token = undefined;
+        return err;
+      },
+    };
+  }
+
+  /** True once `close()` was called. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Closes every channel; calls in flight fail. Safe to call twice. */
+  close(): void {
+    this.closed = true;
+    for (const channel of this.channels.values()) channel.close();
+    this.channels.clear();
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * One waiting operation's stop conditions in one place: the caller's signal, its timeout and the end of
+ * the session. Gives a single signal to pass down and the typed error that says which one fired.
+ */
+import { AbortedError, InvalidArgumentError, LockTimeoutError } from "./errors.js";
+
+/** What a waiting call takes. */
+export interface WaitOptions {
+  /** Aborts the wait; it then rejects with `AbortedError` whose `cause` is the signal's reason. */
+  signal?: AbortSignal;
+  /** Gives up after this many ms with `LockTimeoutError`. No timeout if left out. */
+  timeoutMs?: number;
+}
+
+/** The combined stop conditions of one call. Call `dispose()` when the call ends. */
+export class Wait {
+  private readonly controller = new AbortController();
+  /** Aborts when the caller's signal aborts, the timeout passes, or the session ends. */
+  readonly signal: AbortSignal = this.controller.signal;
+  /** Absolute deadline (epoch ms), or undefined. */
+  readonly deadline: number | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly timeoutError: LockTimeoutError | undefined;
+  private timedOut = false;
+  private readonly onAbort = () => this.controller.abort();
+
+  constructor(
+    private readonly what: string,
+    lockName: string,
+    private readonly options: WaitOptions,
+    private readonly sessionSignal: AbortSignal,
+  ) {
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined) {
+      if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+        throw new InvalidArgumentError(`timeoutMs must be a number ≥ 0, got ${timeoutMs}`);
+      }
+      // Made here so its stack points at the caller that waited.
+      this.timeoutError = new LockTimeoutError(lockName, timeoutMs);
+      this.deadline = Date.now() + timeoutMs;
+      this.timer = setTimeout(() => {
+        this.timedOut = true;
+        this.controller.abort();
+      }, timeoutMs);
+    }
+    options.signal?.addEventListener("abort", this.onAbort, { once: true });
+    sessionSignal.addEventListener("abort", this.onAbort, { once: true });
+    if (options.signal?.aborted || sessionSignal.aborted) this.controller.abort();
+  }
+
+  /** The error for the condition that fired, or undefined while none has. Session end wins. */
+  reason(): unknown {
+    if (!this.signal.aborted) return undefined;
+    if (this.sessionSignal.aborted) return this.sessionSignal.reason;
+    if (this.timedOut) return this.timeoutError;
+    return new AbortedError(this.what, this.options.signal?.reason);
+  }
+
+  /** Throws `reason()` if a stop condition fired. */
+  check(): void {
+    if (this.signal.aborted) throw this.reason();
+  }
+
+  /** Removes the listeners and the timer. Safe to call twice. */
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.options.signal?.removeEventListener("abort", this.onAbort);
+    this.sessionSignal.removeEventListener("abort", this.onAbort);
+  }
+}
