@@ -1,0 +1,195 @@
+/**
+ * The worker pool: one real child process per slot, started, paused, killed and replaced by PID. It reads
+ * each worker's history lines as they come, keeps them in memory and in a per-incarnation JSONL file, and
+ * tracks where each worker is in its cycle so a pause can be aimed at a worker between read and write.
+ */
+import { spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { Child } from "../testkit/index.js";
+import { type HistoryEvent, parseEvent } from "./history.js";
+
+/** Where a worker is in its cycle, as its last event says. */
+export type Phase = "idle" | "locking" | "holding" | "read-done" | "writing" | "unlocking";
+
+/** What the pool needs to start workers. */
+export interface PoolOptions {
+  slots: number;
+  /** The worker's arguments for a slot and incarnation (its name is `w<slot>.<incarnation>`). */
+  args: (worker: string, slot: number) => string[];
+  /** Directory for the per-worker JSONL histories. */
+  historyDir: string;
+  /** Most replacements per slot after crashes (kills by the harness do not count). */
+  maxRestarts?: number;
+  /** Called for each worker exit the harness did not cause. */
+  onCrash?: (worker: string, code: number | string, tail: string) => void;
+}
+
+interface SlotState {
+  child: Child | undefined;
+  worker: string;
+  incarnation: number;
+  phase: Phase;
+  paused: boolean;
+  expectedExit: boolean;
+  crashes: number;
+}
+
+/** The path of the worker entry module in the build. */
+export const WORKER_PATH = new URL("./worker-main.js", import.meta.url).pathname;
+
+const live = new Set<Child>();
+let exitHook = false;
+
+/** A set of worker processes. */
+export class WorkerPool {
+  /** Every event received, in arrival order. */
+  readonly events: HistoryEvent[] = [];
+  private readonly slots: SlotState[] = [];
+  private stopping = false;
+
+  constructor(private readonly options: PoolOptions) {
+    for (let i = 0; i < options.slots; i++) {
+      this.slots.push({
+        child: undefined,
+        worker: "",
+        incarnation: 0,
+        phase: "idle",
+        paused: false,
+        expectedExit: false,
+        crashes: 0,
+      });
+    }
+    if (!exitHook) {
+      exitHook = true;
+      // A worker outliving the harness would keep taking the lock: SIGKILL works even on a stopped one.
+      process.once("exit", () => {
+        for (const c of live) c.signal("SIGKILL");
+      });
+    }
+  }
+
+  /** Starts every slot's first worker. */
+  start(): void {
+    for (let i = 0; i < this.slots.length; i++) this.spawn(i);
+  }
+
+  /** The current worker name of a slot. */
+  workerOf(slot: number): string {
+    return this.slot(slot).worker;
+  }
+
+  /** Slots whose worker has read and not yet started writing, and is not paused. */
+  betweenReadAndWrite(): number[] {
+    return this.slots.flatMap((s, i) =>
+      s.phase === "read-done" && !s.paused && s.child?.running ? [i] : [],
+    );
+  }
+
+  /** SIGSTOPs a slot's worker; returns its name. */
+  pause(slot: number): string {
+    const s = this.slot(slot);
+    s.child?.pause();
+    s.paused = true;
+    return s.worker;
+  }
+
+  /** SIGCONTs a slot's worker. */
+  resume(slot: number): void {
+    const s = this.slot(slot);
+    s.child?.resume();
+    s.paused = false;
+  }
+
+  /** SIGKILLs a slot's worker and waits for it to exit; returns its name. Call `replace` to go on. */
+  async kill(slot: number): Promise<string> {
+    const s = this.slot(slot);
+    s.expectedExit = true;
+    await s.child?.kill();
+    return s.worker;
+  }
+
+  /** Starts a new incarnation in a slot whose worker is gone. */
+  replace(slot: number): string {
+    if (!this.stopping) this.spawn(slot);
+    return this.slot(slot).worker;
+  }
+
+  /** Asks every worker to stop (SIGCONT + SIGTERM), SIGKILLs those still alive after `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(async (s) => {
+        s.expectedExit = true;
+        s.paused = false;
+        await s.child?.stop(graceMs);
+      }),
+    );
+  }
+
+  /** SIGKILLs every worker at once and waits for them. Safe to call twice. */
+  async killAll(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(async (s) => {
+        s.expectedExit = true;
+        await s.child?.kill();
+      }),
+    );
+  }
+
+  private slot(i: number): SlotState {
+    const s = this.slots[i];
+    if (!s) throw new RangeError(`no worker slot ${i}`);
+    return s;
+  }
+
+  private spawn(slot: number): void {
+    const s = this.slot(slot);
+    s.incarnation++;
+    s.worker = `w${slot}.${s.incarnation}`;
+    s.phase = "idle";
+    s.paused = false;
+    s.expectedExit = false;
+    const worker = s.worker;
+    const file = join(this.options.historyDir, `${worker}.jsonl`);
+    const proc = spawn(process.execPath, [WORKER_PATH, ...this.options.args(worker, slot)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const child = new Child(worker, proc);
+    s.child = child;
+    live.add(child);
+    proc.once("exit", () => live.delete(child));
+    createInterface({ input: proc.stdout }).on("line", (line) => {
+      const event = parseEvent(line);
+      if (!event) return;
+      this.events.push(event);
+      appendFileSync(file, `${line}\n`);
+      if (s.worker === worker) s.phase = nextPhase(s.phase, event);
+    });
+    createInterface({ input: proc.stderr }).on("line", (line) => {
+      child.recent.push(line);
+      if (child.recent.length > 200) child.recent.shift();
+    });
+    void child.exited.then((code) => {
+      if (s.child !== child || s.expectedExit || this.stopping) return;
+      this.options.onCrash?.(worker, code, child.tail());
+      s.crashes++;
+      if (s.crashes <= (this.options.maxRestarts ?? 20)) this.spawn(slot);
+    });
+  }
+}
+
+function nextPhase(phase: Phase, e: HistoryEvent): Phase {
+  if (e.t === "invoke") {
+    if (e.op === "lock") return "locking";
+    if (e.op === "write") return "writing";
+    if (e.op === "unlock") return "unlocking";
+    return phase;
+  }
+  if (phase === "locking") return e.t === "ok" ? "holding" : "idle";
+  if (phase === "holding" && e.t === "ok") return "read-done";
+  if (phase === "unlocking") return "idle";
+  return phase;
+}

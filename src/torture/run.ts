@@ -1,0 +1,439 @@
+/**
+ * One torture run: starts the storage, the lock service (lockd, or a three-member etcd cluster), a
+ * partitionable proxy per worker and endpoint, and the workers; injects the seeded fault schedule; then
+ * stops the workers, reads the final counters and the storage's audit log, and runs the checker. Every
+ * process it started is stopped by PID and every temporary directory removed, whatever happens.
+ */
+import { mkdir } from "node:fs/promises";
+import { StorageClient } from "../storage/index.js";
+import { startEtcdCluster, startLockd, startStorage, tempDir } from "../testkit/index.js";
+import { type AuditRecord, type CheckResult, check, type Mode, type RestartRecord } from "./checker.js";
+import { TortureConfigError, TortureError } from "./errors.js";
+import { foldHistory, type Op } from "./history.js";
+import { WorkerPool } from "./pool.js";
+import { PartitionProxy } from "./proxy.js";
+import { type Backend, type FaultKind, type PlannedFault, planFaults } from "./schedule.js";
+import type { LockScope } from "./worker.js";
+
+/** Everything a run is configured by. */
+export interface TortureOptions {
+  backend: Backend;
+  clients: number;
+  keys: number;
+  scope: LockScope;
+  mode: Mode;
+  faults: FaultKind[];
+  durationMs: number;
+  seed: string;
+  /** Lease TTL of the workers' sessions, seconds. */
+  ttl: number;
+  /** Mean gap between faults, ms. */
+  intervalMs: number;
+  /** Pause between a worker's read and its write, ms. */
+  thinkMs: number;
+  /** Timeout of each storage call and lock wait in the workers, ms. */
+  opTimeoutMs: number;
+  /** Most operations per worker incarnation. */
+  maxOpsPerWorker: number;
+  /** Keep the per-worker JSONL histories here instead of a removed temporary directory. */
+  historyDir?: string;
+}
+
+/** The defaults of `fencelock torture`. */
+export const DEFAULT_OPTIONS: TortureOptions = {
+  backend: "lockd",
+  clients: 4,
+  keys: 1,
+  scope: "per-key",
+  mode: "fenced",
+  faults: [],
+  durationMs: 30_000,
+  seed: "1",
+  ttl: 1,
+  intervalMs: 2000,
+  thinkMs: 20,
+  opTimeoutMs: 4000,
+  maxOpsPerWorker: 200_000,
+};
+
+/** A fault as it happened. Times are epoch ms. */
+export interface FaultRecord {
+  index: number;
+  kind: FaultKind;
+  startMs: number;
+  endMs: number;
+  /** What it hit: a worker, a member, `storage`, `lockd`. */
+  target: string;
+  /** Set when the fault could not be injected or healed. */
+  error?: string;
+}
+
+/** A snapshot for the progress display. */
+export interface TortureProgress {
+  elapsedMs: number;
+  durationMs: number;
+  /** Completed operations so far. */
+  ops: number;
+  faults: number;
+  /** The fault in progress, e.g. `pause w2.1`. */
+  current?: string;
+}
+
+/** Everything a run produced. */
+export interface TortureResult {
+  options: TortureOptions;
+  startedMs: number;
+  endedMs: number;
+  schedule: PlannedFault[];
+  faults: FaultRecord[];
+  ops: Op[];
+  audit: AuditRecord[];
+  finals: Record<string, string | null>;
+  restarts: RestartRecord[];
+  /** Worker exits the harness did not cause. */
+  crashes: { worker: string; code: number | string; tail: string }[];
+  check: CheckResult;
+}
+
+/** Throws `TortureConfigError` for options out of range. */
+export function validateOptions(o: TortureOptions): void {
+  const int = (v: number, lo: number, hi: number, name: string) => {
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      throw new TortureConfigError(`${name} must be an integer from ${lo} to ${hi}, got ${v}`);
+    }
+  };
+  int(o.clients, 1, 64, "--clients");
+  int(o.keys, 1, 1000, "--keys");
+  int(o.durationMs, 1000, 24 * 3600_000, "--duration (ms)");
+  int(o.ttl, 1, 60, "--ttl");
+  int(o.intervalMs, 100, 3600_000, "--fault-interval (ms)");
+  int(o.thinkMs, 0, 10_000, "--think (ms)");
+  int(o.opTimeoutMs, 100, 60_000, "--op-timeout (ms)");
+  int(o.maxOpsPerWorker, 4, 10_000_000, "max operations per worker");
+  if (!["unfenced", "write-fenced", "fenced"].includes(o.mode)) {
+    throw new TortureConfigError(`--mode must be unfenced, write-fenced or fenced, got "${o.mode}"`);
+  }
+  if (o.faults.includes("lockd-restart") && o.backend !== "lockd") {
+    throw new TortureConfigError("lockd-restart needs --backend lockd");
+  }
+  if (o.faults.includes("etcd-member") && o.backend !== "etcd") {
+    throw new TortureConfigError("etcd-member needs --backend etcd");
+  }
+}
+
+const ETCD_MEMBERS = 3;
+
+interface LockService {
+  endpoints: string[];
+  kill(member: number | "leader"): Promise<string>;
+  start(target: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startLockService(backend: Backend, signal: AbortSignal): Promise<LockService> {
+  if (backend === "lockd") {
+    const lockd = await startLockd({ memory: false, signal });
+    return {
+      endpoints: lockd.endpoints,
+      kill: async () => {
+        await lockd.kill();
+        return "lockd";
+      },
+      start: () => lockd.restart(),
+      stop: () => lockd.stop(),
+    };
+  }
+  const cluster = await startEtcdCluster({ size: ETCD_MEMBERS, signal });
+  return {
+    endpoints: cluster.endpoints,
+    kill: async (member) => {
+      let i = member === "leader" ? await cluster.leaderIndex() : member;
+      const leader = member === "leader" && i >= 0;
+      if (i < 0) i = 0;
+      await cluster.killMember(i);
+      return `etcd member ${i}${leader ? " (leader)" : ""}`;
+    },
+    start: async (target) => {
+      const m = /member (\d+)/.exec(target);
+      await cluster.restartMember(Number(m?.[1] ?? 0));
+    },
+    stop: () => cluster.stop(),
+  };
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted || ms <= 0) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Runs the torture test. Resolves with the full record once every process is stopped. `signal` ends the
+ * run early (the faults heal, the workers stop, the check runs on what was recorded). Rejects with
+ * `TortureConfigError` on bad options (nothing started) or `TortureError` if a server cannot start.
+ */
+export async function runTorture(
+  options: TortureOptions,
+  hooks: { signal?: AbortSignal; onProgress?: (p: TortureProgress) => void } = {},
+): Promise<TortureResult> {
+  validateOptions(options);
+  const o = options;
+  const abort = new AbortController();
+  const onOuterAbort = () => abort.abort(hooks.signal?.reason);
+  hooks.signal?.addEventListener("abort", onOuterAbort, { once: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  const crashes: TortureResult["crashes"] = [];
+  const faults: FaultRecord[] = [];
+  const restarts: RestartRecord[] = [];
+  const schedule = planFaults({
+    seed: o.seed,
+    durationMs: o.durationMs,
+    kinds: o.faults,
+    clients: o.clients,
+    members: o.backend === "etcd" ? ETCD_MEMBERS : 1,
+    ttlMs: o.ttl * 1000,
+    intervalMs: o.intervalMs,
+  });
+  const keys = Array.from({ length: o.keys }, (_, i) => `k${i}`);
+  let progressTimer: NodeJS.Timeout | undefined;
+  try {
+    let historyDir = o.historyDir;
+    if (historyDir) await mkdir(historyDir, { recursive: true });
+    else {
+      const tmp = await tempDir("torture");
+      cleanups.push(tmp.remove);
+      historyDir = tmp.path;
+    }
+    const storage = await startStorage({ allowUnfenced: true, signal: abort.signal }).catch((err) => {
+      throw new TortureError("the storage did not start", { cause: err });
+    });
+    cleanups.push(() => storage.stop());
+    const service = await startLockService(o.backend, abort.signal).catch((err) => {
+      throw new TortureError(`${o.backend} did not start`, { cause: err });
+    });
+    cleanups.push(() => service.stop());
+    const proxies: PartitionProxy[][] = [];
+    for (let slot = 0; slot < o.clients; slot++) {
+      const row = service.endpoints.map((e) => new PartitionProxy(e));
+      for (const p of row) {
+        await p.listen();
+        cleanups.push(() => p.close());
+      }
+      proxies.push(row);
+    }
+    const reader = new StorageClient({ url: storage.url, timeoutMs: 5000 });
+    const readAll = async (): Promise<Record<string, string | null>> => {
+      const values: Record<string, string | null> = {};
+      for (const key of keys) values[key] = await readWithRetry(reader, key, abort.signal);
+      return values;
+    };
+
+    const startedMs = Date.now();
+    const deadlineMs = startedMs + o.durationMs;
+    const pool = new WorkerPool({
+      slots: o.clients,
+      historyDir,
+      onCrash: (worker, code, tail) => crashes.push({ worker, code, tail }),
+      args: (worker, slot) => [
+        "--worker",
+        worker,
+        "--endpoints",
+        (proxies[slot] ?? []).map((p) => p.endpoint).join(","),
+        "--storage",
+        storage.url,
+        "--mode",
+        o.mode,
+        "--keys",
+        String(o.keys),
+        "--scope",
+        o.scope,
+        "--ttl",
+        String(o.ttl),
+        "--seed",
+        o.seed,
+        "--max-ops",
+        String(o.maxOpsPerWorker),
+        "--deadline",
+        String(deadlineMs),
+        "--think-ms",
+        String(o.thinkMs),
+        "--op-timeout-ms",
+        String(o.opTimeoutMs),
+      ],
+    });
+    cleanups.push(() => pool.killAll());
+    pool.start();
+
+    let current: string | undefined;
+    if (hooks.onProgress) {
+      const onProgress = hooks.onProgress;
+      progressTimer = setInterval(() => {
+        onProgress({
+          elapsedMs: Math.min(Date.now() - startedMs, o.durationMs),
+          durationMs: o.durationMs,
+          ops: pool.events.reduce((n, e) => n + (e.t === "invoke" ? 0 : 1), 0),
+          faults: faults.length,
+          ...(current ? { current } : {}),
+        });
+      }, 250);
+    }
+
+    const inject = async (f: PlannedFault): Promise<void> => {
+      const record: FaultRecord = { index: f.index, kind: f.kind, startMs: Date.now(), endMs: 0, target: "" };
+      faults.push(record);
+      const hold = () => abortableSleep(f.durationMs, abort.signal);
+      try {
+        switch (f.kind) {
+          case "pause": {
+            const slot = await pauseTarget(pool, f.slot ?? 0, abort.signal);
+            record.target = pool.pause(slot);
+            record.startMs = Date.now();
+            current = `pause ${record.target}`;
+            try {
+              await hold();
+            } finally {
+              pool.resume(slot);
+            }
+            break;
+          }
+          case "kill": {
+            record.target = await pool.kill(f.slot ?? 0);
+            current = `kill ${record.target}`;
+            await hold();
+            pool.replace(f.slot ?? 0);
+            break;
+          }
+          case "lockd-restart":
+          case "etcd-member": {
+            record.target = await service.kill(f.member ?? 0);
+            current = `kill ${record.target}`;
+            try {
+              await hold();
+            } finally {
+              await service.start(record.target);
+            }
+            break;
+          }
+          case "storage-restart": {
+            record.target = "storage";
+            current = "storage down";
+            await storage.kill();
+            try {
+              await hold();
+            } finally {
+              await storage.restart();
+            }
+            restarts.push({ killMs: record.startMs, upMs: Date.now(), values: await readAll() });
+            break;
+          }
+          case "partition": {
+            const slot = f.slot ?? 0;
+            record.target = `${pool.workerOf(slot)} (${f.partition})`;
+            current = `partition ${record.target}`;
+            for (const p of proxies[slot] ?? []) p.partition(f.partition ?? "blackhole");
+            try {
+              await hold();
+            } finally {
+              for (const p of proxies[slot] ?? []) p.heal();
+            }
+            break;
+          }
+        }
+      } catch (err) {
+        record.error = err instanceof Error ? err.message : String(err);
+      } finally {
+        record.endMs = Date.now();
+        current = undefined;
+      }
+    };
+
+    for (const f of schedule) {
+      await abortableSleep(startedMs + f.atMs - Date.now(), abort.signal);
+      if (abort.signal.aborted || Date.now() + f.durationMs >= deadlineMs) break;
+      await inject(f);
+    }
+    await abortableSleep(deadlineMs - Date.now(), abort.signal);
+    await pool.stop(o.opTimeoutMs + 2000);
+    // A killed worker's last request may still be in flight to the storage; let it land first.
+    await new Promise((r) => setTimeout(r, 300));
+    if (o.faults.includes("storage-restart")) {
+      const killMs = Date.now();
+      await storage.kill();
+      await storage.restart();
+      restarts.push({ killMs, upMs: Date.now(), values: await readAll() });
+    }
+    const finals = await readAll();
+    const audit = await readAudit(reader, abort.signal);
+    const endedMs = Date.now();
+    const ops = foldHistory(pool.events);
+    const result = check({ mode: o.mode, keys, ops, audit, finals, restarts });
+    return {
+      options: o,
+      startedMs,
+      endedMs,
+      schedule,
+      faults,
+      ops,
+      audit,
+      finals,
+      restarts,
+      crashes,
+      check: result,
+    };
+  } finally {
+    clearInterval(progressTimer);
+    hooks.signal?.removeEventListener("abort", onOuterAbort);
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  }
+}
+
+/** Picks the slot to pause: a worker between its read and its write if one shows up within 2 s. */
+async function pauseTarget(pool: WorkerPool, planned: number, signal: AbortSignal): Promise<number> {
+  const until = Date.now() + 2000;
+  while (Date.now() < until && !signal.aborted) {
+    const ready = pool.betweenReadAndWrite();
+    if (ready.length > 0) return ready.includes(planned) ? planned : (ready[0] as number);
+    await abortableSleep(2, signal);
+  }
+  return planned;
+}
+
+async function readWithRetry(
+  client: StorageClient,
+  key: string,
+  signal: AbortSignal,
+): Promise<string | null> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      const buf = await client.read(key, { signal, timeoutMs: 2000 });
+      return buf === null ? null : buf.toString("utf8");
+    } catch (err) {
+      last = err;
+      await abortableSleep(100, signal);
+    }
+  }
+  throw new TortureError(`could not read ${key} from the storage`, { cause: last });
+}
+
+async function readAudit(client: StorageClient, signal: AbortSignal): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  let after = 0;
+  for (let page = 0; page < 100_000; page++) {
+    const entries = await client.audit({ after, limit: 1000, signal, timeoutMs: 10_000 });
+    if (entries.length === 0) break;
+    out.push(...entries);
+    after = entries[entries.length - 1]?.seq ?? after;
+  }
+  return out;
+}
