@@ -64,12 +64,7 @@ export class Lock {
     const transport = this.session.transport;
     try {
       if (!transport.isClosed) {
-        await txn(
-          transport,
-          deleteIfTxn(this.keys, this.token),
-          undefined,
-          Date.now() + transport.callTimeoutMs,
-        );
+        await txn(transport, deleteIfTxn(this.keys, this.token));
       }
     } catch (err) {
       if (!this.session.signal.aborted) throw err;

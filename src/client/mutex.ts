@@ -162,7 +162,7 @@ export class Mutex {
     const res = await txn(this.transport, predecessorTxn(this.keys, revision), wait.signal, wait.deadline);
     if (!res.succeeded) {
       // Our key is gone: the lease ended (the session error says so), or someone deleted the key.
-      await this.session.checkLease(Date.now() + this.transport.callTimeoutMs);
+      await this.session.checkLease();
       wait.check();
       throw new LockLostError(this.key);
     }
@@ -184,18 +184,10 @@ export class Mutex {
    */
   private async removeKey(revision: bigint | undefined): Promise<void> {
     if (this.session.transport.isClosed) return;
-    const deadline = Date.now() + this.transport.callTimeoutMs;
     try {
-      if (revision !== undefined)
-        await txn(this.transport, deleteIfTxn(this.keys, revision), undefined, deadline);
-      else {
-        await this.transport.unary(
-          "KV",
-          "DeleteRange",
-          { key: this.keys.key },
-          { deadline, idempotent: true },
-        );
-      }
+      // No caller signal or deadline: the transport's own bound applies.
+      if (revision !== undefined) await txn(this.transport, deleteIfTxn(this.keys, revision));
+      else await this.transport.unary("KV", "DeleteRange", { key: this.keys.key }, { idempotent: true });
     } catch {
       // The key stays until the session's lease ends; the next attempt of this session removes it.
     }

@@ -185,12 +185,12 @@ export class Session {
    * Asks the server whether the lease still exists; ends the session (`not_found`) if not.
    * @internal
    */
-  async checkLease(deadline: number): Promise<void> {
+  async checkLease(): Promise<void> {
     const res = await this.transport.unary<LeaseTimeToLiveResponse>(
       "Lease",
       "LeaseTimeToLive",
       { ID: toWire(this.leaseId) },
-      { deadline, idempotent: true },
+      { idempotent: true },
     );
     if (fromWire(res.TTL) < 0n) this.end("not_found");
   }

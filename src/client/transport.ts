@@ -6,7 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/load.js";
 import type { AuthenticateResponse } from "../proto/types.js";
-import { AbortedError, ClientClosedError, InvalidArgumentError } from "./errors.js";
+import { AbortedError, CallTimeoutError, ClientClosedError, InvalidArgumentError } from "./errors.js";
 import { fromGrpc, isRetryable, needsReauth } from "./grpc-errors.js";
 
 /** TLS material, PEM-encoded. An empty object means TLS with the system's root certificates. */
@@ -162,10 +162,11 @@ export class Transport {
   }
 
   /**
-   * One unary call. Idempotent calls move to the next endpoint and try again while a member is
-   * unavailable, until the deadline; an invalid auth token is fetched again once. Rejects with a typed
-   * error (see `grpc-errors.ts`); with `AbortedError` if `signal` aborts; with `CallTimeoutError` at the
-   * deadline; with `ClientClosedError` after `close()`.
+   * One unary call; each attempt has a deadline of `callTimeoutMs` (or less, if the caller's deadline
+   * is nearer). Idempotent calls move to the next endpoint and try again when a member is unavailable or an
+   * attempt timed out, for at most twice `callTimeoutMs`; an invalid auth token is fetched again once.
+   * Rejects with a typed error (see `grpc-errors.ts`); with `AbortedError` if `signal` aborts; with
+   * `CallTimeoutError` at the deadline; with `ClientClosedError` after `close()`.
    */
   unary<Res>(service: ServiceName, method: string, request: object, options: CallOptions): Promise<Res> {
     return this.call<Res>(service, method, request, options, true);
@@ -179,30 +180,33 @@ export class Transport {
     withAuth: boolean,
   ): Promise<Res> {
     const { signal } = options;
-    const deadline = Math.min(options.deadline ?? Number.POSITIVE_INFINITY, Date.now() + this.callTimeoutMs);
+    const what = `${service}.${name}`;
+    // Retries of an idempotent call end at twice the call timeout, or at the caller's deadline.
+    const end = Math.min(options.deadline ?? Number.POSITIVE_INFINITY, Date.now() + 2 * this.callTimeoutMs);
     const method = this.method(service, name);
     let reauthenticated = false;
     for (let attempt = 1; ; attempt++) {
-      if (signal?.aborted) throw new AbortedError(`${service}.${name}`, signal.reason);
+      if (signal?.aborted) throw new AbortedError(what, signal.reason);
       const endpoint = this.endpoint;
+      const deadline = Math.min(end, Date.now() + this.callTimeoutMs);
       try {
         const metadata = withAuth ? await this.metadata(signal, deadline) : new grpc.Metadata();
         return await this.once<Res>(endpoint, method, request, metadata, deadline, signal);
       } catch (raw) {
-        const err = fromGrpc(raw, `${service}.${name}`, endpoint);
-        if (signal?.aborted) throw new AbortedError(`${service}.${name}`, signal.reason);
+        const err = fromGrpc(raw, what, endpoint);
+        if (signal?.aborted) throw new AbortedError(what, signal.reason);
         if (needsReauth(err) && this.options.auth && withAuth && !reauthenticated) {
           reauthenticated = true;
           this.token = undefined;
           continue;
         }
-        if (!isRetryable(err)) throw err;
+        // A member that is gone, has no leader, or swallowed the request (a proposal forwarded to a
+        // leader that just died is lost until etcd's own timeout): try the next one.
+        if (!isRetryable(err) && !(err instanceof CallTimeoutError)) throw err;
         this.failover(endpoint);
-        if (!options.idempotent || Date.now() >= deadline) throw err;
+        if (!options.idempotent || Date.now() >= end) throw err;
         if (attempt % this.endpoints.length === 0) {
-          await new Promise((resolve) =>
-            setTimeout(resolve, Math.min(ROUND_BACKOFF_MS, deadline - Date.now())),
-          );
+          await new Promise((resolve) => setTimeout(resolve, Math.min(ROUND_BACKOFF_MS, end - Date.now())));
         }
       }
     }
