@@ -34,7 +34,10 @@ export interface EtcdClusterOptions {
   signal?: AbortSignal;
   /** Print etcd's output on this process's stderr. */
   verbose?: boolean;
-  /** Keep the members running after this process exits (for `fencelock cluster up`). */
+  /**
+   * Keep the members running after this process exits (for `fencelock cluster up`). Their logs then go
+   * to `member-N.log` next to their data directories, since nobody reads their output any more.
+   */
   detached?: boolean;
 }
 
@@ -133,6 +136,8 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
       "zap",
       "--log-level",
       "warn",
+      // A detached member must not write to the pipes this process closes once it is ready.
+      ...(options.detached ? ["--log-outputs", `${m.dataDir}.log`] : []),
     ];
     m.child = await launch({
       name: `etcd-${m.name}`,
@@ -146,8 +151,30 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
     });
   };
 
+  const leaderIndex = async () => {
+    for (const m of members) {
+      if (!m.child?.running) continue;
+      try {
+        const status = await etcdStatus(m.endpoint);
+        const idx = await Promise.all(
+          members.map(async (x) =>
+            x.child?.running ? (await etcdStatus(x.endpoint)).header?.member_id : undefined,
+          ),
+        );
+        return idx.indexOf(status.leader);
+      } catch {
+        // Try the next member.
+      }
+    }
+    return -1;
+  };
+
+  // A leader asked to stop first tries to hand its leadership over, which takes seconds when its peers
+  // are stopping too: stop the followers first, then the leader.
   const stop = async () => {
-    await Promise.all(members.map(async (m) => m.child?.stop()));
+    const leader = members.some((m) => m.child?.running) ? await leaderIndex() : -1;
+    await Promise.all(members.map(async (m, i) => (i === leader ? undefined : m.child?.stop())));
+    await members[leader]?.child?.stop();
     await temp?.remove();
   };
 
@@ -178,23 +205,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
       if (m.child?.running) return;
       await startMember(m);
     },
-    async leaderIndex() {
-      for (const m of members) {
-        if (!m.child?.running) continue;
-        try {
-          const status = await etcdStatus(m.endpoint);
-          const idx = await Promise.all(
-            members.map(async (x) =>
-              x.child?.running ? (await etcdStatus(x.endpoint)).header?.member_id : undefined,
-            ),
-          );
-          return idx.indexOf(status.leader);
-        } catch {
-          // Try the next member.
-        }
-      }
-      return -1;
-    },
+    leaderIndex,
     stop,
   };
 }
