@@ -20,3 +20,4 @@ export {
   etcdStatus,
   startEtcdCluster,
 } from "./etcd.js";
+export { type LockdInstance, type LockdLaunchOptions, startLockd } from "./lockd.js";

@@ -1,0 +1,92 @@
+/**
+ * `fencelock lockd`: runs a lockd node until SIGTERM or SIGINT, then closes it gracefully.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startLockdServer } from "../../lockd/index.js";
+
+/** One line for `fencelock --help`. */
+export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
+
+const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--retention N]
+
+  --listen HOST:PORT   address to serve on (default 127.0.0.1:2379; port 0 picks a free one)
+  --data DIR           database directory (default $XDG_STATE_HOME/fencelock/lockd,
+                       else ~/.local/state/fencelock/lockd)
+  --memory             keep everything in memory; nothing survives the process
+  --retention N        revisions of history kept for watches and past reads (default 10000)
+
+Prints {"event":"listening","host":...,"port":...} on standard output once it serves.`;
+
+function defaultDataDir(): string {
+  const state = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+  return join(state, "fencelock", "lockd");
+}
+
+function parseListen(listen: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  return port <= 65535 ? { host: (m[1] ?? m[2]) as string, port } : undefined;
+}
+
+/** Runs the subcommand; resolves with the exit code once the node has stopped. */
+export async function run(argv: string[]): Promise<number> {
+  let values: { listen?: string; data?: string; memory?: boolean; retention?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        listen: { type: "string" },
+        data: { type: "string" },
+        memory: { type: "boolean" },
+        retention: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    console.error(`fencelock lockd: ${(err as Error).message}\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const listen = parseListen(values.listen ?? "127.0.0.1:2379");
+  if (!listen) {
+    console.error(`fencelock lockd: --listen must be HOST:PORT, got "${values.listen}"`);
+    return 2;
+  }
+  if (values.memory && values.data !== undefined) {
+    console.error("fencelock lockd: --data and --memory exclude each other");
+    return 2;
+  }
+  if (values.retention !== undefined && !/^[1-9]\d{0,17}$/.test(values.retention)) {
+    console.error(`fencelock lockd: --retention must be a positive integer, got "${values.retention}"`);
+    return 2;
+  }
+  const server = await startLockdServer({
+    host: listen.host,
+    port: listen.port,
+    memory: values.memory,
+    dataDir: values.memory ? undefined : (values.data ?? defaultDataDir()),
+    retentionRevisions: values.retention === undefined ? undefined : BigInt(values.retention),
+  });
+  console.log(
+    JSON.stringify({ event: "listening", host: server.host, port: server.port, data: server.dataPath }),
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  await server.close();
+  return 0;
+}

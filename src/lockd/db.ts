@@ -1,0 +1,185 @@
+/**
+ * lockd's SQLite file: the source of truth. Every revision of every key is a row of `history` (a delete
+ * is a row with version 0, a tombstone); `meta` holds the store revision, the compacted revision and the
+ * node's identity; `leases` the granted leases. WAL mode with `synchronous=FULL`, so a commit that
+ * returned is on disk. Integers cross as `bigint` only.
+ */
+import Database from "better-sqlite3";
+import { LockdStorageError } from "./errors.js";
+import type { KeyRange } from "./keys.js";
+import { keyBytes } from "./keys.js";
+
+/** One row of `history`: a key at one revision. `version` 0 marks a delete. */
+export interface HistoryRow {
+  key: Buffer;
+  rev: bigint;
+  sub: bigint;
+  create_rev: bigint;
+  version: bigint;
+  value: Buffer;
+  lease: bigint;
+}
+
+/** The named integers in `meta`. */
+export type MetaName = "revision" | "compact_revision" | "cluster_id" | "member_id" | "term";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+  rev INTEGER NOT NULL, sub INTEGER NOT NULL, key BLOB NOT NULL, create_rev INTEGER NOT NULL,
+  version INTEGER NOT NULL, value BLOB NOT NULL, lease INTEGER NOT NULL, PRIMARY KEY (rev, sub));
+CREATE INDEX IF NOT EXISTS history_key ON history (key, rev);
+CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL);
+`;
+
+const COLUMNS = "key, rev, sub, create_rev, version, value, lease";
+// SQLite takes the bare columns of a MAX() aggregate from the row holding the maximum: the latest
+// revision of each key at or before the bound.
+const LATEST = `SELECT key, MAX(rev) AS rev, sub, create_rev, version, value, lease FROM history`;
+
+/** The database of one lockd node. */
+export class LockdDb {
+  private readonly db: Database.Database;
+  private readonly stmt: ReturnType<LockdDb["prepare"]>;
+
+  /** Opens (creating if needed) the database at `path`, or an in-memory one for `":memory:"`. */
+  constructor(readonly path: string) {
+    try {
+      this.db = new Database(path);
+      this.db.defaultSafeIntegers(true);
+      if (path !== ":memory:") {
+        this.db.pragma("journal_mode = WAL");
+        this.db.pragma("synchronous = FULL");
+      }
+      this.db.exec(SCHEMA);
+      this.stmt = this.prepare();
+    } catch (err) {
+      throw new LockdStorageError(`cannot open the lockd database at ${path}`, { cause: err });
+    }
+  }
+
+  private prepare() {
+    const p = (sql: string) => this.db.prepare(sql);
+    return {
+      begin: p("BEGIN IMMEDIATE"),
+      commit: p("COMMIT"),
+      rollback: p("ROLLBACK"),
+      getMeta: p("SELECT value FROM meta WHERE name = ?").pluck(),
+      setMeta: p(
+        "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      ),
+      insert: p(`INSERT INTO history (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      latestAll: p(`SELECT * FROM (${LATEST} GROUP BY key) WHERE version > 0 ORDER BY key`),
+      atSingle: p(`SELECT * FROM (${LATEST} WHERE key = ? AND rev <= ? GROUP BY key) WHERE version > 0`),
+      atRange: p(
+        `SELECT * FROM (${LATEST} WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key) WHERE version > 0 ORDER BY key`,
+      ),
+      atFrom: p(
+        `SELECT * FROM (${LATEST} WHERE key >= ? AND rev <= ? GROUP BY key) WHERE version > 0 ORDER BY key`,
+      ),
+      prev: p(`SELECT ${COLUMNS} FROM history WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1`),
+      events: p(`SELECT ${COLUMNS} FROM history WHERE rev >= ? AND rev <= ? ORDER BY rev, sub`),
+      compact: p(
+        `DELETE FROM history WHERE rev <= @rev AND (version = 0 OR EXISTS (SELECT 1 FROM history h
+           WHERE h.key = history.key AND h.rev > history.rev AND h.rev <= @rev))`,
+      ),
+      insertLease: p("INSERT INTO leases (id, ttl) VALUES (?, ?)"),
+      deleteLease: p("DELETE FROM leases WHERE id = ?"),
+      allLeases: p("SELECT id, ttl FROM leases"),
+      pageCount: p("PRAGMA page_count").pluck(),
+      freeCount: p("PRAGMA freelist_count").pluck(),
+      pageSize: p("PRAGMA page_size").pluck(),
+    };
+  }
+
+  /** Reads a `meta` integer, or `undefined` if it was never written. */
+  meta(name: MetaName): bigint | undefined {
+    return this.stmt.getMeta.get(name) as bigint | undefined;
+  }
+
+  /** Writes a `meta` integer (inside the current transaction, if any). */
+  setMeta(name: MetaName, value: bigint): void {
+    this.stmt.setMeta.run(name, value);
+  }
+
+  /** Starts the write transaction that the next `commit` makes durable. */
+  begin(): void {
+    this.stmt.begin.run();
+  }
+
+  /** Commits; when it returns, the transaction is on disk. */
+  commit(): void {
+    this.stmt.commit.run();
+  }
+
+  /** Abandons the open transaction, if there is one. */
+  rollback(): void {
+    if (this.db.inTransaction) this.stmt.rollback.run();
+  }
+
+  /** Appends one revision of one key. */
+  insert(row: HistoryRow): void {
+    this.stmt.insert.run(row.key, row.rev, row.sub, row.create_rev, row.version, row.value, row.lease);
+  }
+
+  /** The latest revision of every live key, in key order. */
+  latest(): IterableIterator<HistoryRow> {
+    return this.stmt.latestAll.iterate() as IterableIterator<HistoryRow>;
+  }
+
+  /** The live keys of `range` as they were at revision `rev`, in key order. */
+  rangeAt(range: KeyRange, rev: bigint): HistoryRow[] {
+    if ("single" in range) return this.stmt.atSingle.all(keyBytes(range.single), rev) as HistoryRow[];
+    if (range.end === null) return this.stmt.atFrom.all(keyBytes(range.start), rev) as HistoryRow[];
+    if (range.end <= range.start) return [];
+    return this.stmt.atRange.all(keyBytes(range.start), keyBytes(range.end), rev) as HistoryRow[];
+  }
+
+  /** The revision of `key` just before revision `rev`, if still kept (a tombstone has version 0). */
+  previous(key: Buffer, rev: bigint): HistoryRow | undefined {
+    return this.stmt.prev.get(key, rev) as HistoryRow | undefined;
+  }
+
+  /** Every change with a revision in [from, to], in order. */
+  changes(from: bigint, to: bigint): HistoryRow[] {
+    return this.stmt.events.all(from, to) as HistoryRow[];
+  }
+
+  /**
+   * Forgets history at and below `rev` except, for each key, its latest revision ≤ `rev` unless that is a
+   * delete: what reads at revisions ≥ `rev` and watches from `rev + 1` still need.
+   */
+  compact(rev: bigint): void {
+    this.stmt.compact.run({ rev });
+  }
+
+  /** Records a granted lease. */
+  insertLease(id: bigint, ttl: bigint): void {
+    this.stmt.insertLease.run(id, ttl);
+  }
+
+  /** Forgets a lease. */
+  deleteLease(id: bigint): void {
+    this.stmt.deleteLease.run(id);
+  }
+
+  /** Every recorded lease. */
+  leases(): { id: bigint; ttl: bigint }[] {
+    return this.stmt.allLeases.all() as { id: bigint; ttl: bigint }[];
+  }
+
+  /** Size of the database file and the part of it in use, in bytes. */
+  size(): { total: bigint; inUse: bigint } {
+    const pageSize = this.stmt.pageSize.get() as bigint;
+    const pages = this.stmt.pageCount.get() as bigint;
+    const free = this.stmt.freeCount.get() as bigint;
+    return { total: pages * pageSize, inUse: (pages - free) * pageSize };
+  }
+
+  /** Checkpoints the WAL and closes the file. Safe to call twice. */
+  close(): void {
+    if (!this.db.open) return;
+    this.rollback();
+    this.db.close();
+  }
+}

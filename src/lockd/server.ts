@@ -1,0 +1,158 @@
+/**
+ * Starts a lockd node: opens the store, serves the etcd v3 services over gRPC, expires leases and
+ * compacts old history on timers, and closes everything in order.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { etcdServices } from "../proto/index.js";
+import { FencelockError } from "../shared/errors.js";
+import {
+  authHandlers,
+  clusterHandlers,
+  kvHandlers,
+  type Log,
+  leaseHandlers,
+  maintenanceHandlers,
+} from "./services.js";
+import { Store } from "./store.js";
+import { WatchHub } from "./watch-hub.js";
+import { WatchStream } from "./watch-stream.js";
+
+/** How a lockd node is started. Every field has a default. */
+export interface LockdOptions {
+  /** Address to bind; default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Port; default 2379; 0 picks a free one. */
+  port?: number;
+  /** Directory of the database (`lockd.db`); created if missing. Required unless `memory`. */
+  dataDir?: string;
+  /** Keep everything in memory: nothing survives the process. For tests and demos. */
+  memory?: boolean;
+  /** Revisions of history kept for watches and past reads; older ones are compacted. Default 10,000. */
+  retentionRevisions?: bigint;
+  /** How often auto-compaction runs, in ms; default 10 s. */
+  compactIntervalMs?: number;
+  /** Largest request, as etcd's `--max-request-bytes`; default 1.5 MiB. */
+  maxRequestBytes?: number;
+  /** Largest total size of live keys and values; default 256 MiB. */
+  quotaBytes?: number;
+  /** Most watchers on the node; default 10,000. */
+  maxWatchers?: number;
+  /** Most watchers on one stream; default 1,000. */
+  maxWatchersPerStream?: number;
+  /** Interval of watch progress notifications, in ms; default 10 min, as etcd. */
+  progressNotifyMs?: number;
+  /** Receives log events; default JSON lines on standard error. */
+  log?: Log;
+}
+
+/** A running lockd node. */
+export interface LockdServer {
+  host: string;
+  port: number;
+  /** `host:port`, the form clients take. */
+  endpoint: string;
+  /** Database file, or `:memory:`. */
+  dataPath: string;
+  /**
+   * Stops accepting calls, ends open ones after a grace of `graceMs` (default 2 s), commits what is
+   * pending and closes the database. Safe to call twice; the second call waits for the first.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** The lockd server could not start (bad address, port in use, unusable data directory). */
+export class LockdStartError extends FencelockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("LOCKD_START", message, options);
+  }
+}
+
+const stderrLog: Log = (event, fields) => {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
+};
+
+function bind(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err
+        ? reject(new LockdStartError(`cannot listen on ${address}: ${err.message}`, { cause: err }))
+        : resolve(port),
+    );
+  });
+}
+
+/** Starts a node and resolves once it listens. Rejects with `LockdStartError` or `LockdStorageError`. */
+export async function startLockdServer(options: LockdOptions = {}): Promise<LockdServer> {
+  const log = options.log ?? stderrLog;
+  const host = options.host ?? "127.0.0.1";
+  let dataPath = ":memory:";
+  if (!options.memory) {
+    if (!options.dataDir) throw new LockdStartError("a data directory is required unless memory is set");
+    mkdirSync(options.dataDir, { recursive: true });
+    dataPath = join(options.dataDir, "lockd.db");
+  }
+  const maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
+  const store = new Store({ path: dataPath, maxRequestBytes, quotaBytes: options.quotaBytes });
+  const hub = new WatchHub(options.maxWatchers ?? 10_000);
+  store.onCommit = (revisions) => hub.dispatch(revisions);
+
+  // Room for the gRPC framing around the largest request, as etcd allows.
+  const server = new grpc.Server({ "grpc.max_receive_message_length": maxRequestBytes + 512 * 1024 });
+  const services = etcdServices();
+  let port = 0;
+  const address = host.includes(":") ? `[${host}]` : host;
+  server.addService(services.KV.service, kvHandlers(store, log));
+  server.addService(services.Lease.service, leaseHandlers(store, log));
+  server.addService(
+    services.Cluster.service,
+    clusterHandlers(store, log, () => `http://${address}:${port}`),
+  );
+  server.addService(services.Maintenance.service, maintenanceHandlers(store, log));
+  server.addService(services.Auth.service, authHandlers(log));
+  const limits = {
+    perStream: options.maxWatchersPerStream ?? 1000,
+    progressMs: options.progressNotifyMs ?? 600_000,
+    maxQueued: 10_000,
+  };
+  server.addService(services.Watch.service, {
+    Watch: ((call: grpc.ServerDuplexStream<never, never>) =>
+      new WatchStream(call, store, hub, limits)) as never,
+  });
+  try {
+    port = await bind(server, `${address}:${options.port ?? 2379}`);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+
+  const expiry = setInterval(() => {
+    store.expireLeases().catch((err: unknown) => log("lease-expiry-failed", { error: String(err) }));
+  }, 100);
+  const retention = options.retentionRevisions ?? 10_000n;
+  const compaction = setInterval(() => {
+    store.autoCompact(retention).catch((err: unknown) => log("compaction-failed", { error: String(err) }));
+  }, options.compactIntervalMs ?? 10_000);
+
+  let closing: Promise<void> | undefined;
+  const close = (graceMs = 2000): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(expiry);
+      clearInterval(compaction);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      store.close();
+    })();
+    return closing;
+  };
+  return { host, port, endpoint: `${address}:${port}`, dataPath, close };
+}

@@ -1,0 +1,138 @@
+/**
+ * The gRPC handlers of lockd: KV, Lease, Cluster, Maintenance and Auth, each a thin translation to the
+ * store. Every failure becomes a gRPC status (etcd's, or INTERNAL with a log line); nothing a client
+ * sends can throw out of a handler.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
+import type {
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseRevokeRequest,
+  LeaseTimeToLiveRequest,
+  MemberListResponse,
+  StatusResponse,
+} from "../proto/index.js";
+import { fromWire, toWire } from "../proto/index.js";
+import { EtcdError, errors } from "./errors.js";
+import type { Store } from "./store.js";
+
+/** The etcd API version lockd reports in Maintenance.Status: the 3.4 subset it implements. */
+export const API_VERSION = "3.4.0";
+
+/** Where lockd logs what it cannot tell a client. */
+export type Log = (event: string, fields: Record<string, unknown>) => void;
+
+function toStatus(err: unknown, log: Log): Partial<grpc.StatusObject> {
+  if (err instanceof EtcdError) {
+    if (err.code === "STORAGE_FAILED") log("storage-failed", { error: String(err.cause) });
+    return { code: err.grpcCode, details: err.message };
+  }
+  log("internal-error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  return { code: status.INTERNAL, details: "lockd: internal error" };
+}
+
+function unary<Req, Res>(log: Log, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    let result: Promise<Res>;
+    try {
+      result = fn(call.request);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (res) => callback(null, res),
+      (err: unknown) => callback(toStatus(err, log)),
+    );
+  };
+}
+
+/** KV service handlers. */
+export function kvHandlers(store: Store, log: Log): grpc.UntypedServiceImplementation {
+  return {
+    Range: unary(log, (req) => store.range(req as never)),
+    Put: unary(log, (req) => store.put(req as never)),
+    DeleteRange: unary(log, (req) => store.deleteRange(req as never)),
+    Txn: unary(log, (req) => store.txn(req as never)),
+    Compact: unary(log, (req) => store.compact(req as never)),
+  };
+}
+
+/** Lease service handlers. */
+export function leaseHandlers(store: Store, log: Log): grpc.UntypedServiceImplementation {
+  const keepAlive = (call: grpc.ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>) => {
+    call.on("data", (req: LeaseKeepAliveRequest) => {
+      const id = fromWire(req.ID);
+      store.renew(id).then(
+        (ttl) => {
+          if (!call.cancelled && call.writable)
+            call.write({ header: store.header(), ID: toWire(id), TTL: toWire(ttl) });
+        },
+        (err: unknown) => call.emit("error", toStatus(err, log)),
+      );
+    });
+    call.on("end", () => call.end());
+    call.on("error", () => {});
+  };
+  return {
+    LeaseGrant: unary(log, (req) => store.grant(req as never)),
+    LeaseRevoke: unary(log, (req) => store.revoke(fromWire((req as LeaseRevokeRequest).ID))),
+    LeaseKeepAlive: keepAlive as grpc.UntypedHandleCall,
+    LeaseTimeToLive: unary(log, (req) => {
+      const r = req as LeaseTimeToLiveRequest;
+      return store.timeToLive(fromWire(r.ID), Boolean(r.keys));
+    }),
+    LeaseLeases: unary(log, () => store.leases()),
+  };
+}
+
+/** Cluster service handlers: one member, this node. */
+export function clusterHandlers(
+  store: Store,
+  log: Log,
+  clientUrl: () => string,
+): grpc.UntypedServiceImplementation {
+  return {
+    MemberList: unary(
+      log,
+      async (): Promise<MemberListResponse> => ({
+        header: store.header(),
+        members: [
+          {
+            ID: toWire(store.memberId),
+            name: "lockd",
+            peerURLs: [],
+            clientURLs: [clientUrl()],
+            isLearner: false,
+          },
+        ],
+      }),
+    ),
+  };
+}
+
+/** Maintenance service handlers: Status, as a single node that is always its own leader. */
+export function maintenanceHandlers(store: Store, log: Log): grpc.UntypedServiceImplementation {
+  return {
+    Status: unary(log, async (): Promise<StatusResponse> => {
+      const size = store.dbSize();
+      return {
+        header: store.header(),
+        version: API_VERSION,
+        dbSize: toWire(size.total),
+        leader: toWire(store.memberId),
+        raftIndex: toWire(store.rev),
+        raftTerm: toWire(store.term),
+        raftAppliedIndex: toWire(store.rev),
+        errors: [],
+        dbSizeInUse: toWire(size.inUse),
+        isLearner: false,
+      };
+    }),
+  };
+}
+
+/** Auth service handlers: lockd has no users, and says so as etcd does. */
+export function authHandlers(log: Log): grpc.UntypedServiceImplementation {
+  return { Authenticate: unary(log, () => Promise.reject(errors.authNotEnabled())) };
+}
