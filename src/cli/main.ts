@@ -15,6 +15,8 @@ const commands: Record<string, () => Promise<Command>> = {
   storage: () => import("./commands/storage.js"),
   lockd: () => import("./commands/lockd.js"),
   torture: () => import("./commands/torture.js"),
+  client: () => import("./commands/client.js"),
+  demo: () => import("./commands/demo.js"),
 };
 
 function usage(): string {

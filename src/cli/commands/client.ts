@@ -1,0 +1,140 @@
+/**
+ * `fencelock client 1|2`: the seed's client. Parses flags and runs `runSeedClient`.
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_ENDPOINTS } from "../../client/index.js";
+import {
+  EXIT_CODES,
+  eventToJson,
+  logLine,
+  type PauseMode,
+  parsePause,
+  runSeedClient,
+} from "../../demo/index.js";
+
+/** One line for `fencelock --help`. */
+export const summary = "the seed's client 1|2: take the lock, (1) pause, write with the fencing token";
+
+const HELP = `usage: fencelock client 1|2 [flags]
+
+Takes lock --lock with a session of --ttl seconds, (client 1) pauses while holding it, then writes
+"value from client N" to --key on the storage with the lock's fencing token.
+
+flags:
+  --endpoints LIST   lock service endpoints, comma-separated (default ${DEFAULT_ENDPOINTS.join(",")})
+  --storage URL      storage server (default http://127.0.0.1:8080)
+  --lock NAME        lock name (default /lock)
+  --key KEY          storage key (default key0)
+  --ttl SECONDS      session lease TTL (default 2)
+  --pause MODE       keypress (default for client 1): a synchronous read of stdin, the whole process
+                       stops, keep-alives too, until a key is hit;
+                     gc [--garbage N]: allocate N objects (default 1000000), force collections;
+                     a duration like 3s or 500ms: block the event loop that long;
+                     sigstop: wait to be stopped with SIGSTOP and continued with SIGCONT;
+                     none (default for client 2)
+  --no-fencing       write without the token (storage must run with --allow-unfenced)
+  --timeout SECONDS  bound on every wait (default 60)
+  --json-events      print one JSON event per line (also FENCELOCK_EVENTS=json)
+  -h, --help
+
+exit codes: 0 write accepted, 3 write refused as stale, 1 other failures, 2 bad flags, 130 interrupted`;
+
+function fail(message: string): number {
+  console.error(`fencelock client: ${message}\n(fencelock client --help for the flags)`);
+  return EXIT_CODES.usage;
+}
+
+/** Runs the command; resolves to the exit code. */
+export async function run(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1 || (positionals[0] !== "1" && positionals[0] !== "2")) {
+    return fail(`give the client number, 1 or 2 (got ${positionals.join(" ") || "nothing"})`);
+  }
+  const id = positionals[0] === "1" ? 1 : 2;
+  const endpoints = (values.endpoints ?? DEFAULT_ENDPOINTS.join(","))
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "");
+  if (endpoints.length === 0 || endpoints.some((e) => !/^[^\s:/]+:\d{1,5}$/.test(e))) {
+    return fail(`--endpoints must be host:port[,host:port...], got "${values.endpoints}"`);
+  }
+  const storageUrl = values.storage ?? "http://127.0.0.1:8080";
+  if (!/^http:\/\/[^\s/]+(:\d{1,5})?\/?$/.test(storageUrl)) {
+    return fail(`--storage must be an http:// URL like http://127.0.0.1:8080, got "${storageUrl}"`);
+  }
+  const ttl = wholeNumber(values.ttl ?? "2", 1, 3600);
+  if (ttl === undefined) return fail(`--ttl must be whole seconds from 1 to 3600, got "${values.ttl}"`);
+  const timeout = wholeNumber(values.timeout ?? "60", 1, 86_400);
+  if (timeout === undefined) return fail(`--timeout must be whole seconds ≥ 1, got "${values.timeout}"`);
+  let pause: PauseMode;
+  try {
+    pause = parsePause(values.pause ?? (id === 1 ? "keypress" : "none"), values.garbage);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const json = values["json-events"] === true || process.env.FENCELOCK_EVENTS === "json";
+
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await runSeedClient({
+      id,
+      endpoints,
+      storageUrl,
+      lockName: values.lock ?? "/lock",
+      key: values.key ?? "key0",
+      ttl,
+      pause,
+      fencing: !values["no-fencing"],
+      timeoutMs: timeout * 1000,
+      signal: controller.signal,
+      emit: (event) => {
+        if (json) process.stdout.write(`${eventToJson(event)}\n`);
+        else if (event.kind === "error") console.error(logLine(event));
+        else process.stdout.write(`${logLine(event)}\n`);
+      },
+    });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      endpoints: { type: "string" },
+      storage: { type: "string" },
+      lock: { type: "string" },
+      key: { type: "string" },
+      ttl: { type: "string" },
+      pause: { type: "string" },
+      garbage: { type: "string" },
+      "no-fencing": { type: "boolean" },
+      timeout: { type: "string" },
+      "json-events": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}
+
+function wholeNumber(text: string, min: number, max: number): number | undefined {
+  if (!/^\d+$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= min && n <= max ? n : undefined;
+}

@@ -1,0 +1,212 @@
+/**
+ * The seed's client, done right: take the lock, (client 1) stop while holding it, then write to the
+ * storage with the lock's fencing token — the lock key's create revision, not the lease ID. Every step
+ * is reported as an event, so a person reads the seed's log lines and the demo reads JSON.
+ */
+import { connect, type Lock, type LockClient, type Session } from "../client/index.js";
+import { StaleTokenError, StorageClient } from "../storage/index.js";
+import type { Actor, DemoEvent, EventKind } from "./events.js";
+import {
+  blockPause,
+  gcPause,
+  keypressPause,
+  type PauseMode,
+  type PauseResult,
+  sigstopPause,
+} from "./pause.js";
+
+/** Exit codes a script can rely on. */
+export const EXIT_CODES = {
+  /** The write was accepted. */
+  accepted: 0,
+  /** Anything else went wrong (lock service or storage unreachable, timeout). */
+  error: 1,
+  /** Bad flags. */
+  usage: 2,
+  /** The storage refused the write as stale (a lower fencing token than it has seen). */
+  refused: 3,
+  /** Ctrl-C during the keypress pause, or SIGINT. */
+  interrupted: 130,
+} as const;
+
+/** What the client does. */
+export interface SeedClientOptions {
+  id: 1 | 2;
+  endpoints: string[];
+  storageUrl: string;
+  lockName: string;
+  key: string;
+  /** Lease TTL in seconds (the seed's sessionTTL). */
+  ttl: number;
+  pause: PauseMode;
+  /** Send the fencing token with the write (`--no-fencing` turns it off). */
+  fencing: boolean;
+  /** Bound on each wait (lock service, lock, storage, SIGSTOP), in ms. */
+  timeoutMs: number;
+  /** Receives every step. */
+  emit: (event: DemoEvent) => void;
+  signal?: AbortSignal;
+}
+
+function pauseAnnouncement(o: SeedClientOptions, lock: Lock, session: Session): string {
+  const lease = session.leaseId.toString(16);
+  switch (o.pause.kind) {
+    case "keypress":
+      return (
+        `paused, holding the lock with token ${lock.token}: let its lease expire (wait ${session.ttl} s, ` +
+        `or run 'etcdctl lease revoke ${lease}'), start 'fencelock client 2', then hit any key...`
+      );
+    case "sigstop":
+      return `holding the lock with token ${lock.token}; waiting to be stopped (SIGSTOP) and continued (SIGCONT)`;
+    case "gc":
+      return `holding the lock with token ${lock.token}; allocating ${o.pause.garbage} objects and forcing collections`;
+    case "block":
+      return `holding the lock with token ${lock.token}; blocking the event loop for ${o.pause.ms} ms`;
+    case "none":
+      return "";
+  }
+}
+
+async function runPause(o: SeedClientOptions): Promise<PauseResult> {
+  switch (o.pause.kind) {
+    case "keypress":
+      return keypressPause();
+    case "gc":
+      return gcPause(o.pause.garbage);
+    case "block":
+      return blockPause(o.pause.ms);
+    case "sigstop":
+      return sigstopPause({ timeoutMs: o.timeoutMs, signal: o.signal });
+    case "none":
+      return { pausedMs: 0, detail: "", interrupted: false };
+  }
+}
+
+/**
+ * Runs the client once and resolves to its exit code (`EXIT_CODES`). Never rejects for the failures it
+ * reports (they become an `error` event and code 1); an abort of `signal` ends it with code 130. The
+ * lock is released and the session closed on every path.
+ */
+export async function runSeedClient(o: SeedClientOptions): Promise<number> {
+  const actor: Actor = `client ${o.id}`;
+  const emit = (kind: EventKind, what: string, extra: Partial<DemoEvent> = {}) =>
+    o.emit({ timeMs: Date.now(), actor, kind, what, ...extra });
+  const held: Held = {};
+  emit("start", `${actor} starts`);
+  let outcome: Outcome;
+  try {
+    outcome = await steps(o, emit, held);
+  } catch (err) {
+    if (o.signal?.aborted) outcome = { code: EXIT_CODES.interrupted, why: "interrupted" };
+    else {
+      emit("error", message(err));
+      outcome = { code: EXIT_CODES.error, why: "failed" };
+    }
+  } finally {
+    if (held.lock) {
+      emit("unlock", `releasing lock ${o.lockName}`);
+      await held.lock.unlock().catch(() => {});
+    }
+    await held.session?.close();
+    await held.client?.close();
+  }
+  emit("exit", `exits with code ${outcome.code} (${outcome.why})`, { exitCode: outcome.code });
+  return outcome.code;
+}
+
+type Emit = (kind: EventKind, what: string, extra?: Partial<DemoEvent>) => void;
+interface Outcome {
+  code: number;
+  why: string;
+}
+/** What the steps have opened, for the cleanup. */
+interface Held {
+  client?: LockClient;
+  session?: Session;
+  lock?: Lock;
+}
+
+async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outcome> {
+  const client = connect({ endpoints: o.endpoints, callTimeoutMs: Math.min(o.timeoutMs, 5000) });
+  held.client = client;
+  let session: Session;
+  try {
+    session = await client.session({ ttl: o.ttl, signal: o.signal, timeoutMs: Math.min(o.timeoutMs, 5000) });
+  } catch (err) {
+    if (o.signal?.aborted) return { code: EXIT_CODES.interrupted, why: "interrupted" };
+    emit("error", `failed to reach the lock service at ${o.endpoints.join(",")}: ${message(err)}`);
+    return { code: EXIT_CODES.error, why: "lock service unreachable" };
+  }
+  held.session = session;
+  const leaseId = session.leaseId.toString(16);
+  emit(
+    "connected",
+    `connected to the lock service at ${client.endpoint}; session lease ${leaseId}, TTL ${session.ttl} s`,
+    { leaseId },
+  );
+
+  emit("waiting", `waiting for lock ${o.lockName}`, { leaseId });
+  const lock = await session.mutex(o.lockName).lock({ signal: o.signal, timeoutMs: o.timeoutMs });
+  held.lock = lock;
+  emit("acquired", `acquired lock ${o.lockName} with fencing token ${lock.token} (key ${lock.key})`, {
+    token: lock.token,
+    leaseId,
+    key: lock.key,
+  });
+
+  if (o.pause.kind !== "none") {
+    emit("pause", pauseAnnouncement(o, lock, session), { token: lock.token, mode: o.pause.kind });
+    const result = await runPause(o);
+    if (result.interrupted) {
+      emit("error", "interrupted (Ctrl-C) while paused");
+      return { code: EXIT_CODES.interrupted, why: "interrupted" };
+    }
+    // Right after a synchronous pause no timer has run yet, so ask the session's clock directly.
+    const live = session.isLive() && !lock.signal.aborted;
+    emit(
+      "resumed",
+      `resumed after ${(result.pausedMs / 1000).toFixed(2)} s (${result.detail}); the lock client ` +
+        (live
+          ? "still believes the lease is live"
+          : "now knows the lease may be gone, but the write below stands for one already on its way"),
+      { token: lock.token, pausedMs: result.pausedMs, mode: o.pause.kind },
+    );
+  }
+
+  const value = `value from client ${o.id}`;
+  const token = o.fencing ? lock.token : undefined;
+  const how = token === undefined ? "without a fencing token" : `with fencing token ${token}`;
+  emit("write", `writing "${value}" to ${o.key} ${how}`, { token: token ?? null, key: o.key, value });
+  const storage = new StorageClient({ url: o.storageUrl, timeoutMs: Math.min(o.timeoutMs, 10_000) });
+  try {
+    // Deliberately not lock.signal: the pause stands for one that may come after any local check,
+    // and only the storage's token check is a guarantee.
+    await storage.write(o.key, value, { token });
+    const note = token === undefined ? " (no token to check)" : "";
+    emit("accepted", `write accepted by the storage${note}`, { token: token ?? null, key: o.key, value });
+    return { code: EXIT_CODES.accepted, why: "write accepted" };
+  } catch (err) {
+    if (err instanceof StaleTokenError) {
+      emit("refused", `write refused by the storage as stale: ${err.message}`, {
+        token: err.token,
+        maxToken: err.maxToken,
+        reason: err.message,
+        key: o.key,
+        value,
+      });
+      return { code: EXIT_CODES.refused, why: "write refused as stale" };
+    }
+    emit("error", `write failed: ${message(err)}`, { reason: message(err) });
+    return { code: EXIT_CODES.error, why: "write failed" };
+  } finally {
+    storage.close();
+  }
+}
+
+function message(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === "string" ? `${err.message} [${code}]` : err.message;
+  }
+  return String(err);
+}
