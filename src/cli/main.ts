@@ -13,6 +13,7 @@ export interface Command {
 
 const commands: Record<string, () => Promise<Command>> = {
   storage: () => import("./commands/storage.js"),
+  cluster: () => import("./commands/cluster.js"),
   lockd: () => import("./commands/lockd.js"),
   torture: () => import("./commands/torture.js"),
   client: () => import("./commands/client.js"),
