@@ -7,8 +7,9 @@
  * - mutual exclusion of effects: per fence, the tokens of accepted writes never go back (for unfenced
  *   writes, the writer's own lock token stands in), and every token the storage accepted was granted to
  *   the worker that used it; the lock service never grants one token twice;
- * - lost updates: replaying the storage's accepted writes, every write must add one to what is stored; an
- *   overwrite names the two writers that collided and the increments it erased;
+ * - lost updates: replaying the storage's accepted writes, every write must add one to what is stored; a
+ *   write built on a stale read names the two writers that collided and the increments it erased, and the
+ *   final counter must equal the number of accepted increments;
  * - durability: every write a worker saw acknowledged is in the audit, each storage restart kept the last
  *   acknowledged write, and the final value is the last accepted write;
  * - stale reads (fenced mode): no read is accepted with a token below the fence's maximum, and each fenced
@@ -97,7 +98,7 @@ export interface KeySummary {
   acknowledged: number;
   /** The final counter (`null` if the key is missing). */
   final: number | null;
-  /** Increments erased by overwrites. */
+  /** Accepted increments missing from the final counter (accepted − final). */
   lost: number;
 }
 
@@ -215,7 +216,8 @@ export function check(input: CheckInput): CheckResult {
   const keys = [...new Set([...input.keys, ...writes.map((w) => w.key)])];
   for (const key of keys) {
     let state = 0;
-    let lost = 0;
+    const stored = new Set<number>([0]);
+    let previous: AuditRecord | undefined;
     const lastWriterOf = new Map<number, AuditRecord>();
     const keyWrites = writes.filter((w) => w.key === key);
     for (const a of keyWrites) {
@@ -230,33 +232,37 @@ export function check(input: CheckInput): CheckResult {
         continue;
       }
       const v = decoded.counter;
-      if (v > state + 1) {
+      if (!stored.has(v - 1)) {
         violations.push({
           kind: "unexplained-value",
           key,
-          message: `write #${a.seq} by ${decoded.ref} stored ${v} on ${key}, but only ${state} was ever there: it read a value the storage never accepted`,
+          message: `write #${a.seq} by ${decoded.ref} stored ${v} on ${key}, but ${v - 1} was never stored there: it read a value the storage never accepted`,
           window: windowOf([auditPoint(a), ...opPoints(opsByRef.get(decoded.ref))]),
         });
-      } else if (v <= state) {
-        const erased = state + 1 - v;
-        lost += erased;
-        const collided = lastWriterOf.get(v);
+      } else if (v !== state + 1) {
+        // The writer read v-1, which was no longer the stored value: its write replaces what is there.
+        const erased = Math.max(0, state + 1 - v);
         const overwritten: string[] = [];
         for (let n = v; n <= state; n++) {
-          const w = lastWriterOf.get(n);
-          const ref = decodeValue(w?.value)?.ref;
+          const ref = decodeValue(lastWriterOf.get(n)?.value)?.ref;
           if (ref) overwritten.push(ref);
         }
+        // Below: the first write that consumed the same read. Above: the write whose value it replaced.
+        const collided = erased > 0 ? lastWriterOf.get(v) : previous;
         const other = decodeValue(collided?.value)?.ref ?? "?";
         const writeOp = opsByRef.get(decoded.ref);
         const readOp = writeOp ? readBefore(input.ops, writeOp) : undefined;
+        const what =
+          erased > 0
+            ? `${decoded.ref} and ${other} both read ${v - 1} and wrote ${v}; write #${a.seq} erased ${erased} acknowledged increment(s) (${overwritten.join(", ")})`
+            : `${decoded.ref} read ${v - 1} and wrote ${v} after ${other} had stored ${state}; write #${a.seq} replaced it with a counter built on a stale read`;
         violations.push({
           kind: "lost-update",
           key,
           writers: [other, decoded.ref],
           lost: erased,
           overwritten,
-          message: `lost update on ${key}: ${decoded.ref} and ${other} both read ${v - 1} and wrote ${v}; write #${a.seq} erased ${erased} acknowledged increment(s) (${overwritten.join(", ")})`,
+          message: `lost update on ${key}: ${what}`,
           window: windowOf([
             ...(readOp ? [{ ms: readOp.invokeMs, op: readOp.ref }] : []),
             ...(collided ? [auditPoint(collided), { ms: collided.timeMs, op: other }] : []),
@@ -266,17 +272,25 @@ export function check(input: CheckInput): CheckResult {
         });
       }
       state = v;
+      previous = a;
+      stored.add(v);
       lastWriterOf.set(v, a);
     }
     const acknowledged = input.ops.filter((o) => o.kind === "write" && o.key === key && o.outcome === "ok");
     const finalValue = decodeValue(input.finals[key]);
-    summaries.push({
-      key,
-      accepted: keyWrites.length,
-      acknowledged: acknowledged.length,
-      final: finalValue ? finalValue.counter : null,
-      lost,
-    });
+    const final = finalValue ? finalValue.counter : null;
+    const lost = keyWrites.length - (final ?? state);
+    if (lost !== 0 && !violations.some((v) => v.key === key && v.kind === "lost-update")) {
+      const last = keyWrites.at(-1);
+      violations.push({
+        kind: "lost-update",
+        key,
+        lost,
+        message: `the final counter of ${key} is ${final ?? "missing"}, but the storage accepted ${keyWrites.length} increments`,
+        window: windowOf(last ? [auditPoint(last)] : []),
+      });
+    }
+    summaries.push({ key, accepted: keyWrites.length, acknowledged: acknowledged.length, final, lost });
   }
 
   // Durability.

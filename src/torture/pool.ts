@@ -46,8 +46,11 @@ let exitHook = false;
 export class WorkerPool {
   /** Every event received, in arrival order. */
   readonly events: HistoryEvent[] = [];
+  /** The PID of every worker process started. */
+  readonly pids: number[] = [];
   private readonly slots: SlotState[] = [];
   private stopping = false;
+  private armed: ((slot: number | undefined) => void) | undefined;
 
   constructor(private readonly options: PoolOptions) {
     for (let i = 0; i < options.slots; i++) {
@@ -85,6 +88,31 @@ export class WorkerPool {
     return this.slots.flatMap((s, i) =>
       s.phase === "read-done" && !s.paused && s.child?.running ? [i] : [],
     );
+  }
+
+  /**
+   * SIGSTOPs the next worker that completes a read (the moment its `ok` line arrives, before it can
+   * write), preferring `preferred` if several are ready at once. Resolves with the paused slot, or
+   * `undefined` if none read within `timeoutMs`. A second call replaces the first (which resolves
+   * `undefined`).
+   */
+  pauseNextReader(preferred: number, timeoutMs: number): Promise<number | undefined> {
+    this.armed?.(undefined);
+    const ready = this.betweenReadAndWrite();
+    if (ready.length > 0) {
+      const slot = ready.includes(preferred) ? preferred : (ready[0] as number);
+      this.pause(slot);
+      return Promise.resolve(slot);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      const finish = (slot: number | undefined) => {
+        clearTimeout(timer);
+        if (this.armed === finish) this.armed = undefined;
+        resolve(slot);
+      };
+      this.armed = finish;
+    });
   }
 
   /** SIGSTOPs a slot's worker; returns its name. */
@@ -159,6 +187,7 @@ export class WorkerPool {
     });
     const child = new Child(worker, proc);
     s.child = child;
+    if (proc.pid !== undefined) this.pids.push(proc.pid);
     live.add(child);
     proc.once("exit", () => live.delete(child));
     createInterface({ input: proc.stdout }).on("line", (line) => {
@@ -166,7 +195,12 @@ export class WorkerPool {
       if (!event) return;
       this.events.push(event);
       appendFileSync(file, `${line}\n`);
-      if (s.worker === worker) s.phase = nextPhase(s.phase, event);
+      if (s.worker !== worker) return;
+      s.phase = nextPhase(s.phase, event);
+      if (s.phase === "read-done" && this.armed && !s.paused) {
+        this.pause(slot);
+        this.armed(slot);
+      }
     });
     createInterface({ input: proc.stderr }).on("line", (line) => {
       child.recent.push(line);

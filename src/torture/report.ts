@@ -26,6 +26,11 @@ const GROUPS: { title: string; kinds: ViolationKind[] }[] = [
   { title: "stale reads", kinds: ["stale-read"] },
 ];
 
+function pad(cell: string, width: number, left: boolean): string {
+  return left ? cell.padEnd(width) : cell.padStart(width);
+}
+
+/** Aligns rows in columns: the first column and text to the left, numbers to the right. */
 function table(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) {
@@ -33,7 +38,9 @@ function table(rows: string[][]): string[] {
   }
   return rows.map((row) =>
     row
-      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .map((cell, i) =>
+        /^\d+$/.test(cell) || i === 0 ? pad(cell, widths[i] ?? 0, i === 0) : cell.padEnd(widths[i] ?? 0),
+      )
       .join("  ")
       .trimEnd(),
   );
@@ -75,14 +82,13 @@ export function summaryText(result: TortureResult, maxViolations = 5): string {
     ]);
   }
   lines.push(...table(keyRows), "");
-  const checkRows = [["check", "violations"]];
+  const checkRows = [["check", "violations", "by kind"]];
   for (const g of GROUPS) {
     const n = g.kinds.reduce((sum, k) => sum + result.check.counts[k], 0);
-    const detail =
-      g.kinds.length > 1 ? ` (${g.kinds.map((k) => `${k} ${result.check.counts[k]}`).join(", ")})` : "";
+    const detail = g.kinds.map((k) => `${k} ${result.check.counts[k]}`).join(", ");
     const title =
       g.title === "stale reads" && o.mode !== "fenced" ? "stale reads (fenced mode only)" : g.title;
-    checkRows.push([title, `${n}${detail}`]);
+    checkRows.push([title, String(n), detail]);
   }
   lines.push(...table(checkRows), "");
   const vs = result.check.violations;

@@ -90,6 +90,8 @@ export interface TortureResult {
   audit: AuditRecord[];
   finals: Record<string, string | null>;
   restarts: RestartRecord[];
+  /** Every process the run started (servers, workers, each restart), all stopped when it resolves. */
+  pids: number[];
   /** Worker exits the harness did not cause. */
   crashes: { worker: string; code: number | string; tail: string }[];
   check: CheckResult;
@@ -125,6 +127,8 @@ const ETCD_MEMBERS = 3;
 
 interface LockService {
   endpoints: string[];
+  /** PIDs of the service's current processes. */
+  pids(): number[];
   kill(member: number | "leader"): Promise<string>;
   start(target: string): Promise<void>;
   stop(): Promise<void>;
@@ -135,6 +139,7 @@ async function startLockService(backend: Backend, signal: AbortSignal): Promise<
     const lockd = await startLockd({ memory: false, signal });
     return {
       endpoints: lockd.endpoints,
+      pids: () => [lockd.child.pid],
       kill: async () => {
         await lockd.kill();
         return "lockd";
@@ -146,6 +151,7 @@ async function startLockService(backend: Backend, signal: AbortSignal): Promise<
   const cluster = await startEtcdCluster({ size: ETCD_MEMBERS, signal });
   return {
     endpoints: cluster.endpoints,
+    pids: () => cluster.members.flatMap((m) => (m.child ? [m.child.pid] : [])),
     kill: async (member) => {
       let i = member === "leader" ? await cluster.leaderIndex() : member;
       const leader = member === "leader" && i >= 0;
@@ -205,6 +211,7 @@ export async function runTorture(
     intervalMs: o.intervalMs,
   });
   const keys = Array.from({ length: o.keys }, (_, i) => `k${i}`);
+  const pids = new Set<number>();
   let progressTimer: NodeJS.Timeout | undefined;
   try {
     let historyDir = o.historyDir;
@@ -218,10 +225,12 @@ export async function runTorture(
       throw new TortureError("the storage did not start", { cause: err });
     });
     cleanups.push(() => storage.stop());
+    pids.add(storage.child.pid);
     const service = await startLockService(o.backend, abort.signal).catch((err) => {
       throw new TortureError(`${o.backend} did not start`, { cause: err });
     });
     cleanups.push(() => service.stop());
+    for (const pid of service.pids()) pids.add(pid);
     const proxies: PartitionProxy[][] = [];
     for (let slot = 0; slot < o.clients; slot++) {
       const row = service.endpoints.map((e) => new PartitionProxy(e));
@@ -295,8 +304,13 @@ export async function runTorture(
       try {
         switch (f.kind) {
           case "pause": {
-            const slot = await pauseTarget(pool, f.slot ?? 0, abort.signal);
-            record.target = pool.pause(slot);
+            // Aim at a worker between its read and its write, where a pause does its damage.
+            let slot = await pool.pauseNextReader(f.slot ?? 0, 2000);
+            if (slot === undefined) {
+              slot = f.slot ?? 0;
+              pool.pause(slot);
+            }
+            record.target = pool.workerOf(slot);
             record.startMs = Date.now();
             current = `pause ${record.target}`;
             try {
@@ -321,6 +335,7 @@ export async function runTorture(
               await hold();
             } finally {
               await service.start(record.target);
+              for (const pid of service.pids()) pids.add(pid);
             }
             break;
           }
@@ -332,6 +347,7 @@ export async function runTorture(
               await hold();
             } finally {
               await storage.restart();
+              pids.add(storage.child.pid);
             }
             restarts.push({ killMs: record.startMs, upMs: Date.now(), values: await readAll() });
             break;
@@ -370,6 +386,7 @@ export async function runTorture(
       const killMs = Date.now();
       await storage.kill();
       await storage.restart();
+      pids.add(storage.child.pid);
       restarts.push({ killMs, upMs: Date.now(), values: await readAll() });
     }
     const finals = await readAll();
@@ -377,6 +394,7 @@ export async function runTorture(
     const endedMs = Date.now();
     const ops = foldHistory(pool.events);
     const result = check({ mode: o.mode, keys, ops, audit, finals, restarts });
+    for (const pid of pool.pids) pids.add(pid);
     return {
       options: o,
       startedMs,
@@ -388,6 +406,7 @@ export async function runTorture(
       finals,
       restarts,
       crashes,
+      pids: [...pids],
       check: result,
     };
   } finally {
@@ -395,17 +414,6 @@ export async function runTorture(
     hooks.signal?.removeEventListener("abort", onOuterAbort);
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
   }
-}
-
-/** Picks the slot to pause: a worker between its read and its write if one shows up within 2 s. */
-async function pauseTarget(pool: WorkerPool, planned: number, signal: AbortSignal): Promise<number> {
-  const until = Date.now() + 2000;
-  while (Date.now() < until && !signal.aborted) {
-    const ready = pool.betweenReadAndWrite();
-    if (ready.length > 0) return ready.includes(planned) ? planned : (ready[0] as number);
-    await abortableSleep(2, signal);
-  }
-  return planned;
 }
 
 async function readWithRetry(

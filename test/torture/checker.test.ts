@@ -185,6 +185,34 @@ describe("checker on hand-made histories", () => {
     assert.equal(check(h.input()).counts["stale-read"], 0);
   });
 
+  it("finds a write built on a value that an overwrite had already replaced", () => {
+    const h = new HistoryBuilder("unfenced");
+    h.lock("w0.1", 10n);
+    h.read("w0.1", "k0", 10n, null);
+    h.lock("w1.1", 11n);
+    h.write("w1.1", "k0", 11n, 1);
+    h.lock("w2.1", 12n);
+    h.read("w2.1", "k0", 12n, encodeValue(1, "w1.1:2"));
+    h.write("w2.1", "k0", 12n, 2);
+    const overwrite = h.write("w0.1", "k0", 10n, 1);
+    // w3.1 read the 2 before w0.1's overwrite and writes 3 after it.
+    const late = h.write("w3.1", "k0", 13n, 3);
+    const result = check(h.input());
+    const lost = result.violations.filter((v) => v.kind === "lost-update");
+    assert.equal(lost.length, 2);
+    assert.match(lost[1]?.message ?? "", /read 2 and wrote 3 after w0\.1:\d+ had stored 1/);
+    assert.deepEqual(lost[1]?.writers, [overwrite.ref, late.ref]);
+    assert.equal(result.counts["unexplained-value"], 0);
+    assert.deepEqual(result.keys, [{ key: "k0", accepted: 4, acknowledged: 4, final: 3, lost: 1 }]);
+  });
+
+  it("reports a write built on a value that was never stored", () => {
+    const h = new HistoryBuilder("fenced");
+    h.lock("w0.1", 10n);
+    h.write("w0.1", "k0", 10n, 5);
+    assert.equal(check(h.input()).counts["unexplained-value"], 1);
+  });
+
   it("reports a value no worker wrote", () => {
     const h = new HistoryBuilder("unfenced");
     h.rawAudit({ op: "write", key: "k0", fence: "k0", token: null, accepted: true, value: "garbage" });
