@@ -2,6 +2,15 @@
  * The test kit: launchers for fencelock's servers and for etcd, each on free loopback ports,
  * ready-probed, and always cleaned up. Used by tests, the demo, torture and the benchmarks.
  */
+
+export {
+  type EtcdCluster,
+  type EtcdClusterOptions,
+  type EtcdMember,
+  etcdStatus,
+  startEtcdCluster,
+} from "./etcd.js";
+export { type LockdInstance, type LockdLaunchOptions, startLockd } from "./lockd.js";
 export {
   Child,
   CLI_PATH,
@@ -13,11 +22,4 @@ export {
   type TempDir,
   tempDir,
 } from "./process.js";
-export {
-  type EtcdCluster,
-  type EtcdClusterOptions,
-  type EtcdMember,
-  etcdStatus,
-  startEtcdCluster,
-} from "./etcd.js";
-export { type LockdInstance, type LockdLaunchOptions, startLockd } from "./lockd.js";
+export { type StorageHandle, type StorageOptions, startStorage } from "./storage.js";

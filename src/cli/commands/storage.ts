@@ -1,4 +1,108 @@
-export const summary = "x";
-export async function run() {
+/**
+ * `fencelock storage`: runs the fenced storage server until SIGTERM or SIGINT, then drains in-flight
+ * requests and closes the database.
+ */
+import { parseArgs } from "node:util";
+import { createStorageServer } from "../../storage/index.js";
+
+/** One line for `fencelock --help`. */
+export const summary = "run the fenced storage server (HTTP, SQLite)";
+
+const HELP = `usage: fencelock storage [flags]
+
+Runs the fenced storage server. Prints {"event":"listening","host":…,"port":…} on stdout when ready;
+SIGTERM or SIGINT drains in-flight requests, closes the database and exits 0.
+
+flags:
+  --host H            address to bind (default 127.0.0.1)
+  --port N            port to bind, 0 for a free one (default 8080)
+  --data DIR          database directory (default .fencelock/storage)
+  --memory            throwaway in-memory store instead of --data
+  --synchronous M     normal (default: a reply means the write survives kill -9 of this process)
+                      or full (also survives an OS crash or power loss; slower)
+  --allow-unfenced    accept writes without a fencing token (unsafe; for the demo)
+  --auth-token T      require Authorization: Bearer T on every request but /healthz
+  -h, --help          this help`;
+
+/** Parses the flags, runs the server, resolves with the exit code once it has stopped. */
+export async function run(argv: string[]): Promise<number> {
+  let values: ReturnType<typeof parse>["values"];
+  try {
+    values = parse(argv).values;
+  } catch (err) {
+    console.error(`fencelock storage: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const port = Number(values.port ?? "8080");
+  if (!/^[0-9]{1,5}$/.test(values.port ?? "8080") || port > 65535) {
+    console.error(`fencelock storage: --port must be 0..65535, got ${values.port}`);
+    return 2;
+  }
+  if (values.memory && values.data !== undefined) {
+    console.error("fencelock storage: --data and --memory exclude each other");
+    return 2;
+  }
+  const synchronous = values.synchronous ?? "normal";
+  if (synchronous !== "normal" && synchronous !== "full") {
+    console.error(`fencelock storage: --synchronous must be normal or full, got ${synchronous}`);
+    return 2;
+  }
+  if (values["auth-token"] !== undefined && values["auth-token"].length === 0) {
+    console.error("fencelock storage: --auth-token must not be empty");
+    return 2;
+  }
+
+  const server = createStorageServer({
+    memory: values.memory ?? false,
+    dataDir: values.data,
+    synchronous,
+    allowUnfenced: values["allow-unfenced"] ?? false,
+    authToken: values["auth-token"],
+  });
+  let address: { host: string; port: number };
+  try {
+    address = await server.listen(port, values.host ?? "127.0.0.1");
+  } catch (err) {
+    await server.close();
+    console.error(
+      `fencelock storage: cannot listen on ${values.host ?? "127.0.0.1"}:${port}: ${(err as Error).message}`,
+    );
+    return 1;
+  }
+  console.log(JSON.stringify({ event: "listening", ...address, data: server.store.file }));
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  await server.close();
+  console.error(JSON.stringify({ event: "stopped", time: new Date().toISOString() }));
   return 0;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      data: { type: "string" },
+      memory: { type: "boolean" },
+      synchronous: { type: "string" },
+      "allow-unfenced": { type: "boolean" },
+      "auth-token": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
 }

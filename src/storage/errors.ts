@@ -1,0 +1,69 @@
+/**
+ * Errors the storage client throws. Every one is a `StorageError` with a stable `code`: the server's
+ * registry code when the server refused the request, or one of the client's own codes below.
+ */
+import { FencelockError } from "../shared/errors.js";
+
+/** Base of every storage client error. `status` is the HTTP status when the server answered. */
+export class StorageError extends FencelockError {
+  readonly status: number | undefined;
+
+  constructor(code: string, message: string, options?: { cause?: unknown; status?: number }) {
+    super(code, message, options);
+    this.status = options?.status;
+  }
+}
+
+/**
+ * The server refused a token lower than the highest its fence has seen (HTTP 409). Nothing was written
+ * or read; `maxToken` is the fence's current max.
+ */
+export class StaleTokenError extends StorageError {
+  constructor(
+    readonly token: bigint,
+    readonly maxToken: bigint,
+    readonly fence: string,
+  ) {
+    super("STALE_FENCING_TOKEN", `stale fencing token ${token} < max ${maxToken} of fence "${fence}"`, {
+      status: 409,
+    });
+  }
+}
+
+/**
+ * The server refused the request for another reason; `code` is its registry code (`BAD_REQUEST`,
+ * `TOKEN_REQUIRED`, `UNAUTHORIZED`, `PAYLOAD_TOO_LARGE`, …) and `detail` its explanation.
+ */
+export class StorageRequestError extends StorageError {
+  constructor(
+    code: string,
+    status: number,
+    readonly detail: string,
+  ) {
+    super(code, `storage refused the request (${status} ${code}): ${detail}`, { status });
+  }
+}
+
+/** No answer within the timeout (`code` "STORAGE_TIMEOUT"); the request may or may not have been applied. */
+export class StorageTimeoutError extends StorageError {
+  constructor(message: string) {
+    super("STORAGE_TIMEOUT", message);
+  }
+}
+
+/** The caller's signal aborted the call (`code` "ABORTED"); `cause` is the signal's reason. */
+export class StorageAbortedError extends StorageError {
+  constructor(message: string, cause: unknown) {
+    super("ABORTED", message, { cause });
+  }
+}
+
+/**
+ * The server could not be reached, or the connection failed mid-request, or it answered something that
+ * is not this protocol (`code` "STORAGE_UNAVAILABLE"); `cause` is the underlying error.
+ */
+export class StorageUnavailableError extends StorageError {
+  constructor(message: string, cause?: unknown) {
+    super("STORAGE_UNAVAILABLE", message, { cause });
+  }
+}

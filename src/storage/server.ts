@@ -1,0 +1,467 @@
+/**
+ * The fenced storage server: an app factory (`createStorageServer`) separate from `listen`, so tests
+ * can run it in-process on port 0 and the CLI can run it as a process. Plain `node:http`.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Batcher } from "./batch.js";
+import { readBody, send, sendJson, sendProblem } from "./http.js";
+import { checkTokenHeader, DEFAULT_LIMITS, decodeName, decodeUtf8, type Limits } from "./input.js";
+import { Metrics } from "./metrics.js";
+import { type ProblemCode, problemSpec } from "./registry.js";
+import { parseSeedRequest, seedReply } from "./seed.js";
+import {
+  AUDIT_VALUE_BYTES,
+  type AuditRow,
+  type Decision,
+  type Outcome,
+  Store,
+  type StoreOptions,
+} from "./store.js";
+
+/** Options of `createStorageServer`. */
+export interface StorageServerOptions extends StoreOptions {
+  /** When set, every request but `/healthz` needs `Authorization: Bearer <authToken>`. */
+  authToken?: string;
+  /** Size limits; see `DEFAULT_LIMITS`. */
+  limits?: Partial<Limits>;
+  /** Time allowed to receive a request's headers; default 10 s. */
+  headersTimeoutMs?: number;
+  /** Time allowed to receive a whole request; default 30 s. */
+  requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection stays open; default 5 s. */
+  keepAliveTimeoutMs?: number;
+  /** Where structured log lines go (one per rejected decision); default one JSON line on stderr. */
+  log?: (entry: Record<string, unknown>) => void;
+}
+
+/** Where the server listens. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+type Route = "seed" | "kv" | "fences" | "audit" | "healthz" | "metrics" | "unknown";
+
+/** The most audit entries one `GET /v1/audit` returns. */
+export const MAX_AUDIT_LIMIT = 1000;
+
+const BEARER = /^Bearer\s+(.+)$/i;
+
+/** A storage server: the HTTP server, its store and its metrics. */
+export class StorageServer {
+  /** The underlying `node:http` server. */
+  readonly http: Server;
+  /** The database. */
+  readonly store: Store;
+  private readonly batcher: Batcher;
+  private readonly metrics = new Metrics();
+  private readonly limits: Limits;
+  private readonly discardCap: number;
+  private readonly authDigest: Buffer | undefined;
+  private readonly log: (entry: Record<string, unknown>) => void;
+  private draining = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: StorageServerOptions = {}) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    if (options.limits?.maxValueBytes !== undefined && options.limits.maxBodyBytes === undefined) {
+      this.limits.maxBodyBytes = options.limits.maxValueBytes + 64 * 1024;
+    }
+    this.discardCap = this.limits.maxBodyBytes * 4;
+    this.authDigest = options.authToken === undefined ? undefined : digest(options.authToken);
+    this.log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
+    this.store = new Store(options);
+    this.batcher = new Batcher(this.store);
+    this.http = createServer(
+      {
+        headersTimeout: options.headersTimeoutMs ?? 10_000,
+        requestTimeout: options.requestTimeoutMs ?? 30_000,
+        // How often Node enforces the two timeouts above; its default (30 s) would let them slip.
+        connectionsCheckingInterval: 1000,
+      },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
+    this.http.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+  }
+
+  /**
+   * Starts listening (default 127.0.0.1:8080; port 0 picks a free port) and resolves with the real
+   * address. Rejects if the port cannot be bound.
+   */
+  listen(port = 8080, host = "127.0.0.1"): Promise<ListenAddress> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.http.once("error", onError);
+      this.http.listen(port, host, () => {
+        this.http.off("error", onError);
+        const address = this.http.address() as AddressInfo;
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  /**
+   * Drains and closes: stops accepting connections, lets in-flight requests finish (their replies say
+   * `Connection: close`), forcibly closes what is still open after `graceMs` (default 10 s), commits
+   * what is queued and closes the database. A second call returns the same promise.
+   */
+  close(graceMs = 10_000): Promise<void> {
+    this.closing ??= (async () => {
+      this.draining = true;
+      if (this.http.listening) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => this.http.closeAllConnections(), graceMs);
+          this.http.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+          this.http.closeIdleConnections();
+        });
+      }
+      this.batcher.close();
+      this.store.close();
+    })();
+    return this.closing;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = routeOf(path);
+    res.once("finish", () =>
+      this.metrics.request(route, res.statusCode, (performance.now() - started) / 1000),
+    );
+    if (this.draining) res.setHeader("Connection", "close");
+    try {
+      if (route !== "healthz" && !this.authorized(req)) {
+        res.setHeader("WWW-Authenticate", 'Bearer realm="fencelock"');
+        this.fail(
+          res,
+          route,
+          "UNAUTHORIZED",
+          "send Authorization: Bearer <token>, the server's --auth-token",
+        );
+        return;
+      }
+      switch (route) {
+        case "seed":
+          return await this.seed(req, res);
+        case "kv":
+          return await this.kv(req, res, path.slice("/v1/kv/".length));
+        case "fences":
+          return this.fence(req, res, path.slice("/v1/fences/".length));
+        case "audit":
+          return this.audit(req, res, q === -1 ? "" : url.slice(q + 1));
+        case "healthz":
+          if (!this.allow(req, res, route, "GET")) return;
+          return sendJson(
+            res,
+            this.draining ? 503 : 200,
+            `{"status":"${this.draining ? "draining" : "ok"}"}`,
+          );
+        case "metrics":
+          if (!this.allow(req, res, route, "GET")) return;
+          return send(res, 200, "text/plain; version=0.0.4; charset=utf-8", this.metrics.render());
+        default:
+          return this.fail(res, route, "NOT_FOUND", `no route ${req.method} ${path.slice(0, 200)}`);
+      }
+    } catch (err) {
+      this.log({ event: "error", time: new Date().toISOString(), route, error: String(err) });
+      if (!res.headersSent) this.fail(res, route, "INTERNAL", "the request failed; nothing was acknowledged");
+      else res.destroy();
+    }
+  }
+
+  private async seed(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.allow(req, res, "seed", "POST")) return;
+    const type = (req.headers["content-type"] ?? "").split(";");
+    const media = (type[0] ?? "").trim().toLowerCase();
+    const charset = type.slice(1).find((p) => /^\s*charset=/i.test(p));
+    if (media !== "application/json" || (charset && !/=\s*"?utf-8"?\s*$/i.test(charset))) {
+      return this.fail(
+        res,
+        "seed",
+        "UNSUPPORTED_MEDIA_TYPE",
+        "POST / takes Content-Type: application/json (UTF-8)",
+      );
+    }
+    const body = await readBody(req, this.limits.maxBodyBytes, this.discardCap);
+    if (body.kind === "gone") return;
+    if (body.kind === "too-large") {
+      if (!body.drained) res.setHeader("Connection", "close");
+      return this.fail(
+        res,
+        "seed",
+        "PAYLOAD_TOO_LARGE",
+        `body over the limit of ${this.limits.maxBodyBytes} bytes`,
+      );
+    }
+    const text = decodeUtf8(body.bytes);
+    if (text === undefined) return this.fail(res, "seed", "BAD_REQUEST", "the body is not valid UTF-8");
+    const parsed = parseSeedRequest(text, this.limits);
+    if (!parsed.ok) return this.fail(res, "seed", parsed.problem.code, parsed.problem.detail);
+    const r = parsed.value;
+    if (r.op === "read" && r.token === null) {
+      const { value, maxToken } = this.store.read(r.key, r.fence);
+      if (value === null) return this.seedFail(res, "KEY_NOT_FOUND", "key not found", maxToken);
+      return sendJson(res, 200, seedReply(value.toString("utf8"), maxToken, ""));
+    }
+    const decision: Decision =
+      r.op === "write"
+        ? { op: "write", key: r.key, fence: r.fence, token: r.token, value: r.value ?? Buffer.alloc(0) }
+        : { op: "read", key: r.key, fence: r.fence, token: r.token as bigint };
+    const outcome = await this.decide(decision);
+    switch (outcome.kind) {
+      case "written":
+        return sendJson(res, 200, seedReply(r.value?.toString("utf8") ?? "", outcome.maxToken, ""));
+      case "read":
+        if (outcome.value === null)
+          return this.seedFail(res, "KEY_NOT_FOUND", "key not found", outcome.maxToken);
+        return sendJson(res, 200, seedReply(outcome.value.toString("utf8"), outcome.maxToken, ""));
+      case "stale":
+        return this.seedFail(res, "STALE_FENCING_TOKEN", staleText(outcome, r.fence), outcome.maxToken);
+      case "token-required":
+        return this.seedFail(res, "TOKEN_REQUIRED", tokenRequiredText, null);
+    }
+  }
+
+  private async kv(req: IncomingMessage, res: ServerResponse, rawKey: string): Promise<void> {
+    if (req.method !== "GET" && req.method !== "PUT") {
+      res.setHeader("Allow", "GET, PUT");
+      return this.fail(res, "kv", "METHOD_NOT_ALLOWED", `${req.method} is not allowed on /v1/kv/{key}`);
+    }
+    const key = decodeName(rawKey, "key", this.limits.maxKeyBytes);
+    if (!key.ok) return this.fail(res, "kv", key.problem.code, key.problem.detail);
+    const token = checkTokenHeader(header(req, "fencing-token"));
+    if (!token.ok) return this.fail(res, "kv", token.problem.code, token.problem.detail);
+    const fenceHeader = header(req, "fence");
+    const fence =
+      fenceHeader === undefined ? key : decodeName(fenceHeader, "Fence header", this.limits.maxKeyBytes);
+    if (!fence.ok) return this.fail(res, "kv", fence.problem.code, fence.problem.detail);
+
+    if (req.method === "GET") {
+      let value: Buffer | null;
+      let maxToken: bigint | null;
+      if (token.value === null) {
+        ({ value, maxToken } = this.store.read(key.value, fence.value));
+      } else {
+        const outcome = await this.decide({
+          op: "read",
+          key: key.value,
+          fence: fence.value,
+          token: token.value,
+        });
+        if (outcome.kind === "stale") return this.staleProblem(res, outcome, fence.value);
+        if (outcome.kind !== "read") throw new Error(`unexpected outcome ${outcome.kind} of a read`);
+        ({ value, maxToken } = outcome);
+      }
+      if (maxToken !== null) res.setHeader("Fencing-Max-Token", maxToken.toString());
+      if (value === null) {
+        return this.fail(res, "kv", "KEY_NOT_FOUND", `no key ${JSON.stringify(key.value.slice(0, 200))}`, {
+          maxToken: maxToken?.toString() ?? null,
+        });
+      }
+      return send(res, 200, "application/octet-stream", value);
+    }
+
+    const body = await readBody(req, this.limits.maxValueBytes, this.discardCap);
+    if (body.kind === "gone") return;
+    if (body.kind === "too-large") {
+      if (!body.drained) res.setHeader("Connection", "close");
+      return this.fail(
+        res,
+        "kv",
+        "PAYLOAD_TOO_LARGE",
+        `value over the limit of ${this.limits.maxValueBytes} bytes`,
+      );
+    }
+    const outcome = await this.decide({
+      op: "write",
+      key: key.value,
+      fence: fence.value,
+      token: token.value,
+      value: body.bytes,
+    });
+    switch (outcome.kind) {
+      case "written":
+        return sendJson(
+          res,
+          200,
+          JSON.stringify({
+            key: key.value,
+            fence: fence.value,
+            maxToken: outcome.maxToken?.toString() ?? null,
+            seq: outcome.seq,
+          }),
+        );
+      case "stale":
+        return this.staleProblem(res, outcome, fence.value);
+      case "token-required":
+        return this.fail(res, "kv", "TOKEN_REQUIRED", tokenRequiredText);
+      default:
+        throw new Error(`unexpected outcome ${outcome.kind} of a write`);
+    }
+  }
+
+  private fence(req: IncomingMessage, res: ServerResponse, rawName: string): void {
+    if (!this.allow(req, res, "fences", "GET")) return;
+    const name = decodeName(rawName, "fence", this.limits.maxKeyBytes);
+    if (!name.ok) {
+      this.fail(res, "fences", name.problem.code, name.problem.detail);
+      return;
+    }
+    const max = this.store.maxToken(name.value);
+    sendJson(res, 200, JSON.stringify({ fence: name.value, maxToken: max?.toString() ?? null }));
+  }
+
+  private audit(req: IncomingMessage, res: ServerResponse, query: string): void {
+    if (!this.allow(req, res, "audit", "GET")) return;
+    const params = new URLSearchParams(query);
+    const after = integerParam(params.get("after"), 0, Number.MAX_SAFE_INTEGER, 0);
+    const limit = integerParam(params.get("limit"), 1, MAX_AUDIT_LIMIT, 100);
+    if (after === undefined || limit === undefined) {
+      const detail = `after must be an integer >= 0, limit an integer from 1 to ${MAX_AUDIT_LIMIT}`;
+      this.fail(res, "audit", "BAD_REQUEST", detail);
+      return;
+    }
+    const entries = this.store.auditAfter(after, limit).map(auditWire);
+    sendJson(res, 200, JSON.stringify({ entries }));
+  }
+
+  /** Runs one decision through the group commit, counts it, and logs it if it is a rejection. */
+  private async decide(d: Decision): Promise<Outcome> {
+    const outcome = await this.batcher.submit(d);
+    const accepted = outcome.kind === "written" || outcome.kind === "read";
+    this.metrics.decision(d.op, accepted);
+    if (!accepted) {
+      this.log({
+        event: "rejected",
+        time: new Date().toISOString(),
+        seq: outcome.seq,
+        op: d.op,
+        key: d.key,
+        fence: d.fence,
+        token: d.token?.toString() ?? null,
+        maxToken: outcome.kind === "stale" ? outcome.maxToken.toString() : null,
+        reason: outcome.reason,
+      });
+    }
+    return outcome;
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    if (this.authDigest === undefined) return true;
+    const m = BEARER.exec(req.headers.authorization ?? "");
+    return m !== null && timingSafeEqual(digest((m[1] as string).trim()), this.authDigest);
+  }
+
+  private allow(req: IncomingMessage, res: ServerResponse, route: Route, method: string): boolean {
+    if (req.method === method) return true;
+    res.setHeader("Allow", method);
+    this.fail(res, route, "METHOD_NOT_ALLOWED", `${req.method} is not allowed here; use ${method}`);
+    return false;
+  }
+
+  private staleProblem(
+    res: ServerResponse,
+    outcome: Extract<Outcome, { kind: "stale" }>,
+    fence: string,
+  ): void {
+    this.fail(res, "kv", "STALE_FENCING_TOKEN", staleText(outcome, fence), {
+      token: outcome.token.toString(),
+      maxToken: outcome.maxToken.toString(),
+      fence,
+    });
+  }
+
+  private seedFail(res: ServerResponse, code: ProblemCode, err: string, maxToken: bigint | null): void {
+    sendJson(res, problemSpec(code).status, seedReply("", maxToken, err, code));
+  }
+
+  /** A refusal in the shape of the route: the seed's `{val,version,err}` on `/`, problem+json elsewhere. */
+  private fail(
+    res: ServerResponse,
+    route: Route,
+    code: ProblemCode,
+    detail: string,
+    extra?: Record<string, string | number | null>,
+  ): void {
+    if (route === "seed") this.seedFail(res, code, detail, null);
+    else sendProblem(res, code, detail, extra);
+  }
+}
+
+/** Creates a storage server (not yet listening). Opens or creates its database now; throws if it cannot. */
+export function createStorageServer(options: StorageServerOptions = {}): StorageServer {
+  return new StorageServer(options);
+}
+
+const tokenRequiredText =
+  "a write needs a fencing token (start the server with --allow-unfenced to permit it)";
+
+function staleText(outcome: Extract<Outcome, { kind: "stale" }>, fence: string): string {
+  return `stale fencing token ${outcome.token} < max ${outcome.maxToken} of fence ${JSON.stringify(fence.slice(0, 200))}`;
+}
+
+function routeOf(path: string): Route {
+  if (path === "/") return "seed";
+  if (path.startsWith("/v1/kv/")) return "kv";
+  if (path.startsWith("/v1/fences/")) return "fences";
+  if (path === "/v1/audit") return "audit";
+  if (path === "/healthz") return "healthz";
+  if (path === "/metrics") return "metrics";
+  return "unknown";
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(",") : v;
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+function integerParam(text: string | null, min: number, max: number, dflt: number): number | undefined {
+  if (text === null) return dflt;
+  if (!/^[0-9]{1,16}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n >= min && n <= max ? n : undefined;
+}
+
+/** An audit row as JSON: int64 values as decimal strings, the value preview as UTF-8 text. */
+function auditWire(row: AuditRow): Record<string, unknown> {
+  return {
+    seq: row.seq,
+    timeMs: row.timeMs,
+    op: row.op,
+    key: row.key,
+    fence: row.fence,
+    token: row.token?.toString() ?? null,
+    previousMax: row.previousMax?.toString() ?? null,
+    accepted: row.accepted,
+    reason: row.reason,
+    value: row.value === null ? null : previewText(row.value),
+  };
+}
+
+/** The UTF-8 text of a value's first bytes, cut back to a whole character if the cut split one. */
+function previewText(bytes: Buffer): string {
+  let end = Math.min(bytes.length, AUDIT_VALUE_BYTES);
+  if (end === AUDIT_VALUE_BYTES) {
+    // Step back over continuation bytes (10xxxxxx) to the start of the last character, and drop it
+    // if its sequence is incomplete.
+    let start = end - 1;
+    while (start > 0 && ((bytes[start] as number) & 0xc0) === 0x80) start--;
+    const lead = bytes[start] as number;
+    const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (start + need > end) end = start;
+  }
+  return bytes.subarray(0, end).toString("utf8");
+}
