@@ -45,9 +45,13 @@ export function predecessorRange(keys: LockKeys, revision: bigint): RangeRequest
   };
 }
 
-/** A random value that tells this attempt's key from one left by an earlier attempt of the same session. */
+const processNonce = randomBytes(6).toString("hex");
+let attempts = 0;
+
+/** A value unique to this attempt: tells its key from one left by an earlier attempt of the same session. */
 export function attemptNonce(): Buffer {
-  return Buffer.from(randomBytes(8).toString("hex"));
+  attempts++;
+  return Buffer.from(`${processNonce}-${attempts}`);
 }
 
 /**

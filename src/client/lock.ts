@@ -11,13 +11,9 @@ export class Lock {
   readonly token: bigint;
   /** The lock key, `<name>/<leaseId hex>`. */
   readonly key: string;
-  /**
-   * Aborts with `SessionExpiredError` when the session ends (the lock may then be held by someone else),
-   * and with `LockReleasedError` on `unlock()`. A hint: check it before I/O, but rely on the token.
-   */
-  readonly signal: AbortSignal;
-  private readonly controller = new AbortController();
-  private readonly onSessionEnd = () => this.controller.abort(this.session.signal.reason);
+  private controller: AbortController | undefined;
+  private released = false;
+  private readonly onSessionEnd = () => this.controller?.abort(this.session.signal.reason);
   private unlocking: Promise<void> | undefined;
   private turnGiven = false;
 
@@ -32,9 +28,21 @@ export class Lock {
   ) {
     this.key = key;
     this.token = token;
-    this.signal = this.controller.signal;
-    session.signal.addEventListener("abort", this.onSessionEnd, { once: true });
-    if (session.signal.aborted) this.onSessionEnd();
+  }
+
+  /**
+   * Aborts with `SessionExpiredError` when the session ends (the lock may then be held by someone else),
+   * and with `LockReleasedError` on `unlock()`. A hint: check it before I/O, but rely on the token.
+   * Made on first use, so locks nobody asks this of cost no listener.
+   */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.released) this.controller.abort(new LockReleasedError(this.key));
+      else if (this.session.signal.aborted) this.onSessionEnd();
+      else this.session.signal.addEventListener("abort", this.onSessionEnd, { once: true });
+    }
+    return this.controller.signal;
   }
 
   /**
@@ -59,8 +67,9 @@ export class Lock {
   }
 
   private async release(): Promise<void> {
+    this.released = true;
     this.session.signal.removeEventListener("abort", this.onSessionEnd);
-    this.controller.abort(new LockReleasedError(this.key));
+    this.controller?.abort(new LockReleasedError(this.key));
     const transport = this.session.transport;
     try {
       if (!transport.isClosed) {

@@ -4,6 +4,7 @@
  * cannot run its timers, so only fencing tokens make a holder safe.
  */
 import "./dispose.js";
+import { setMaxListeners } from "node:events";
 import { fromWire, toWire } from "../proto/int64.js";
 import type {
   LeaseGrantResponse,
@@ -78,6 +79,8 @@ export class Session {
     this.leaseId = leaseId;
     this.ttl = ttl;
     this.signal = this.controller.signal;
+    // Every lock and wait of the session listens to it; many at once is normal, not a leak.
+    setMaxListeners(0, this.signal);
     this.deadline = sentAt + ttl * 1000;
     this.armDeadline();
     this.keepAliveTimer = setInterval(() => this.sendKeepAlive(), (ttl * 1000) / 3);

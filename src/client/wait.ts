@@ -14,15 +14,15 @@ export interface WaitOptions {
 
 /** The combined stop conditions of one call. Call `dispose()` when the call ends. */
 export class Wait {
-  private readonly controller = new AbortController();
+  private readonly controller: AbortController | undefined;
   /** Aborts when the caller's signal aborts, the timeout passes, or the session ends. */
-  readonly signal: AbortSignal = this.controller.signal;
+  readonly signal: AbortSignal;
   /** Absolute deadline (epoch ms), or undefined. */
   readonly deadline: number | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly timeoutError: LockTimeoutError | undefined;
   private timedOut = false;
-  private readonly onAbort = () => this.controller.abort();
+  private readonly onAbort = () => this.controller?.abort();
 
   constructor(
     private readonly what: string,
@@ -31,6 +31,14 @@ export class Wait {
     private readonly sessionSignal: AbortSignal,
   ) {
     const { timeoutMs } = options;
+    // Without a signal or a timeout of the caller's, only the session can stop the wait.
+    if (timeoutMs === undefined && options.signal === undefined) {
+      this.signal = sessionSignal;
+      return;
+    }
+    const controller = new AbortController();
+    this.controller = controller;
+    this.signal = controller.signal;
     if (timeoutMs !== undefined) {
       if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
         throw new InvalidArgumentError(`timeoutMs must be a number ≥ 0, got ${timeoutMs}`);
@@ -40,12 +48,12 @@ export class Wait {
       this.deadline = Date.now() + timeoutMs;
       this.timer = setTimeout(() => {
         this.timedOut = true;
-        this.controller.abort();
+        controller.abort();
       }, timeoutMs);
     }
     options.signal?.addEventListener("abort", this.onAbort, { once: true });
     sessionSignal.addEventListener("abort", this.onAbort, { once: true });
-    if (options.signal?.aborted || sessionSignal.aborted) this.controller.abort();
+    if (options.signal?.aborted || sessionSignal.aborted) controller.abort();
   }
 
   /** The error for the condition that fired, or undefined while none has. Session end wins. */
