@@ -82,9 +82,10 @@ export class ClientProcess {
     if (this.other.length > 50) this.other.shift();
   }
 
-  /** Output lines that were not events (errors, warnings), for failure messages. */
+  /** The last events and the output lines that were not events (errors, warnings), for failure messages. */
   tail(): string {
-    return this.other.join("\n");
+    const last = this.events.slice(-3).map((e) => `  last report: ${e.kind}: ${e.what}`);
+    return [...last, ...this.other].join("\n");
   }
 
   /**

@@ -67,7 +67,18 @@ function pauseAnnouncement(o: SeedClientOptions, lock: Lock, session: Session): 
   }
 }
 
-async function runPause(o: SeedClientOptions): Promise<PauseResult> {
+/**
+ * Announces the pause with `announce`, then pauses. A `sigstop` wait is armed before the announcement:
+ * whoever reads it may stop and continue the process at once, and a SIGCONT that came before the
+ * listener would be lost.
+ */
+async function pauseAfter(o: SeedClientOptions, announce: () => void): Promise<PauseResult> {
+  if (o.pause.kind === "sigstop") {
+    const waiting = sigstopPause({ timeoutMs: o.timeoutMs, signal: o.signal });
+    announce();
+    return waiting;
+  }
+  announce();
   switch (o.pause.kind) {
     case "keypress":
       return keypressPause();
@@ -75,8 +86,6 @@ async function runPause(o: SeedClientOptions): Promise<PauseResult> {
       return gcPause(o.pause.garbage);
     case "block":
       return blockPause(o.pause.ms);
-    case "sigstop":
-      return sigstopPause({ timeoutMs: o.timeoutMs, signal: o.signal });
     case "none":
       return { pausedMs: 0, detail: "", interrupted: false };
   }
@@ -155,22 +164,23 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
   });
 
   if (o.pause.kind !== "none") {
-    emit("pause", pauseAnnouncement(o, lock, session), { token: lock.token, mode: o.pause.kind });
-    const result = await runPause(o);
+    const result = await pauseAfter(o, () =>
+      emit("pause", pauseAnnouncement(o, lock, session), { token: lock.token, mode: o.pause.kind }),
+    );
     if (result.interrupted) {
       emit("error", "interrupted (Ctrl-C) while paused");
       return { code: EXIT_CODES.interrupted, why: "interrupted" };
     }
     // Right after a synchronous pause no timer has run yet, so ask the session's clock directly.
     const live = session.isLive() && !lock.signal.aborted;
-    emit(
-      "resumed",
-      `resumed after ${(result.pausedMs / 1000).toFixed(2)} s (${result.detail}); the lock client ` +
-        (live
-          ? "still believes the lease is live"
-          : "now knows the lease may be gone, but the write below stands for one already on its way"),
-      { token: lock.token, pausedMs: result.pausedMs, mode: o.pause.kind },
-    );
+    const belief = live
+      ? "the lock client still believes the lease is live"
+      : "the session's deadline passed during the pause, but the write goes ahead, as one already in flight would";
+    emit("resumed", `resumed after ${(result.pausedMs / 1000).toFixed(2)} s (${result.detail}); ${belief}`, {
+      token: lock.token,
+      pausedMs: result.pausedMs,
+      mode: o.pause.kind,
+    });
   }
 
   const value = `value from client ${o.id}`;
