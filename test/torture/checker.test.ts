@@ -176,15 +176,6 @@ describe("checker on hand-made histories", () => {
     assert.match(result.violations[0]?.message ?? "", /returned null/);
   });
 
-  it("does not report stale reads outside fenced mode", () => {
-    const h = new HistoryBuilder("write-fenced");
-    h.lock("w0.1", 10n);
-    h.write("w0.1", "k0", 10n, 1);
-    h.lock("w1.1", 11n);
-    h.read("w1.1", "k0", 11n, null);
-    assert.equal(check(h.input()).counts["stale-read"], 0);
-  });
-
   it("finds a write built on a value that an overwrite had already replaced", () => {
     const h = new HistoryBuilder("unfenced");
     h.lock("w0.1", 10n);

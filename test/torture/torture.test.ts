@@ -4,7 +4,11 @@
  * kind of fault. Both runs use fixed seeds, so their fault schedules are fixed.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { CLI_PATH, tempDir } from "../../src/testkit/index.js";
 import { DEFAULT_OPTIONS, planFaults, runTorture, type TortureOptions } from "../../src/torture/index.js";
 
 function gone(pid: number): boolean {
@@ -83,5 +87,28 @@ describe("torture on lockd", () => {
     const key = result.check.keys[0];
     assert.ok(key && key.accepted > 0 && key.final === key.accepted);
     assert.ok(result.restarts.length >= 2, "the storage was not restarted");
+  });
+
+  it("fencelock torture runs end to end and writes its JSON report and HTML timeline", async (t) => {
+    const dir = await tempDir("torture-cli");
+    t.after(() => dir.remove());
+    const report = join(dir.path, "report.json");
+    const html = join(dir.path, "timeline.html");
+    const args = ["torture", "--duration", "4s", "--clients", "2", "--mode", "fenced", "--seed", "7"];
+    const res = spawnSync(
+      process.execPath,
+      [CLI_PATH, ...args, "--quiet", "--report", report, "--html", html],
+      {
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`);
+    assert.match(res.stdout, /RESULT: PASS, no violations/);
+    const parsed = JSON.parse(await readFile(report, "utf8"));
+    assert.equal(parsed.result, "PASS");
+    assert.ok(parsed.ops.length > 0);
+    assert.equal(parsed.options.seed, "7");
+    assert.match(await readFile(html, "utf8"), /<svg/);
   });
 });
