@@ -127,9 +127,8 @@ export class Mutex {
         return null;
       }
       publish({ event: "queued", name: this.name, key: this.key, revision });
-      // On the fast path the transaction already named the predecessor: watch it from the next revision.
-      let predecessor: KeyValue | undefined = res.succeeded ? rangeKvs(res, 2)[1] : undefined;
-      let from = fromWire(res.header?.revision) + 1n;
+      let predecessor: KeyValue | undefined;
+      let from = 0n;
       for (;;) {
         if (!predecessor) {
           const found = await this.findPredecessor(revision, wait);
