@@ -14,7 +14,6 @@ export type ProblemCode =
   | "STALE_FENCING_TOKEN"
   | "PAYLOAD_TOO_LARGE"
   | "UNSUPPORTED_MEDIA_TYPE"
-  | "SHUTTING_DOWN"
   | "INTERNAL";
 
 /** One row of the registry. */
@@ -35,7 +34,6 @@ export const PROBLEMS: readonly ProblemSpec[] = [
   { code: "STALE_FENCING_TOKEN", status: 409, title: "The fencing token is older than one already seen" },
   { code: "PAYLOAD_TOO_LARGE", status: 413, title: "Body, key or value over the limit" },
   { code: "UNSUPPORTED_MEDIA_TYPE", status: 415, title: "Wrong content type" },
-  { code: "SHUTTING_DOWN", status: 503, title: "The server is shutting down" },
   { code: "INTERNAL", status: 500, title: "The server failed to complete the request" },
 ];
 

@@ -61,6 +61,7 @@ export class StorageServer {
   private readonly discardCap: number;
   private readonly authDigest: Buffer | undefined;
   private readonly log: (entry: Record<string, unknown>) => void;
+  private readonly inFlight = new Set<ServerResponse>();
   private draining = false;
   private closing: Promise<void> | undefined;
 
@@ -112,6 +113,8 @@ export class StorageServer {
   close(graceMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
       this.draining = true;
+      // Replies not yet sent close their connection, so keep-alive clients cannot hold the drain open.
+      for (const res of this.inFlight) if (!res.headersSent) res.setHeader("Connection", "close");
       if (this.http.listening) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => this.http.closeAllConnections(), graceMs);
@@ -134,9 +137,11 @@ export class StorageServer {
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
     const route = routeOf(path);
-    res.once("finish", () =>
-      this.metrics.request(route, res.statusCode, (performance.now() - started) / 1000),
-    );
+    this.inFlight.add(res);
+    res.once("close", () => {
+      this.inFlight.delete(res);
+      this.metrics.request(route, res.statusCode, (performance.now() - started) / 1000);
+    });
     if (this.draining) res.setHeader("Connection", "close");
     try {
       if (route !== "healthz" && !this.authorized(req)) {

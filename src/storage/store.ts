@@ -109,7 +109,8 @@ export class Store {
       mkdirSync(dir, { recursive: true });
       this.file = join(dir, "storage.sqlite");
     }
-    this.db = new Database(this.file);
+    // A second server on the same directory waits this long for the lock, then fails to start.
+    this.db = new Database(this.file, { timeout: 2000 });
     if (!options.memory) {
       // One server per database: the exclusive lock makes a second server on the same directory fail at
       // start, and spares the per-transaction file-lock system calls of shared mode.

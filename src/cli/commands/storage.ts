@@ -3,7 +3,7 @@
  * requests and closes the database.
  */
 import { parseArgs } from "node:util";
-import { createStorageServer } from "../../storage/index.js";
+import { createStorageServer, type StorageServer } from "../../storage/index.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "run the fenced storage server (HTTP, SQLite)";
@@ -56,13 +56,20 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const server = createStorageServer({
-    memory: values.memory ?? false,
-    dataDir: values.data,
-    synchronous,
-    allowUnfenced: values["allow-unfenced"] ?? false,
-    authToken: values["auth-token"],
-  });
+  let server: StorageServer;
+  try {
+    server = createStorageServer({
+      memory: values.memory ?? false,
+      dataDir: values.data,
+      synchronous,
+      allowUnfenced: values["allow-unfenced"] ?? false,
+      authToken: values["auth-token"],
+    });
+  } catch (err) {
+    const busy = /locked|busy/i.test((err as Error).message) ? " (is another storage server using it?)" : "";
+    console.error(`fencelock storage: cannot open the database: ${(err as Error).message}${busy}`);
+    return 1;
+  }
   let address: { host: string; port: number };
   try {
     address = await server.listen(port, values.host ?? "127.0.0.1");

@@ -1,0 +1,151 @@
+/**
+ * Unit tests of pure logic: token text, the raw-number JSON parser, and the fencing rule on an
+ * in-memory store (no HTTP).
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { JsonSyntaxError, parseJson, RawNumber } from "../../src/storage/json.js";
+import { Store } from "../../src/storage/store.js";
+import { parseTokenText } from "../../src/storage/token.js";
+
+describe("token text", () => {
+  test("int64 values parse exactly", () => {
+    for (const text of ["0", "1", "4703569812595502727", "9223372036854775807"]) {
+      assert.deepEqual(parseTokenText(text), { ok: true, token: BigInt(text) });
+    }
+  });
+  test("everything else is refused with a reason", () => {
+    const cases: [string, RegExp][] = [
+      ["-1", /negative/],
+      ["1.5", /fraction/],
+      ["1e5", /exponent/],
+      ["1.0E+2", /exponent/],
+      ["9223372036854775808", /above the int64/],
+      ["99999999999999999999999", /above the int64/],
+      ["007", /leading zeros/],
+      ["abc", /decimal digits/],
+      ["", /decimal digits/],
+      [" 5", /decimal digits/],
+    ];
+    for (const [text, reason] of cases) {
+      const r = parseTokenText(text);
+      assert.equal(r.ok, false, text);
+      if (!r.ok) assert.match(r.reason, reason, text);
+    }
+  });
+});
+
+describe("raw-number JSON", () => {
+  test("numbers keep their source text", () => {
+    const doc = parseJson('{"version":9223372036854775807,"f":-1.5e3,"a":[1,2]}') as Record<string, unknown>;
+    assert.deepEqual(doc.version, new RawNumber("9223372036854775807"));
+    assert.deepEqual(doc.f, new RawNumber("-1.5e3"));
+    assert.deepEqual(doc.a, [new RawNumber("1"), new RawNumber("2")]);
+  });
+  test("strings, escapes and literals decode like JSON.parse", () => {
+    const text = '{"s":"a\\"b\\\\c\\/\\n\\u00e9\\ud83d\\ude00","t":true,"f":false,"n":null,"__proto__":"x"}';
+    const doc = parseJson(text) as Record<string, unknown>;
+    const expected = JSON.parse(text) as Record<string, unknown>;
+    assert.equal(doc.s, expected.s);
+    assert.equal(doc.t, true);
+    assert.equal(doc.f, false);
+    assert.equal(doc.n, null);
+    assert.equal(Object.getOwnPropertyDescriptor(doc, "__proto__")?.value, "x");
+  });
+  test("malformed input throws", () => {
+    const bad = [
+      "",
+      "{",
+      '{"a":1',
+      '{"a":1,}',
+      "[1,]",
+      '{"a" 1}',
+      "{a:1}",
+      '"\\x"',
+      '"a\u0001"',
+      "01",
+      "1.",
+      "tru",
+      '{"a":1}x',
+      '{"a":1,"a":2}',
+      `${"[".repeat(40)}${"]".repeat(40)}`,
+    ];
+    for (const text of bad) assert.throws(() => parseJson(text), JsonSyntaxError, JSON.stringify(text));
+  });
+});
+
+describe("the fencing rule (in-memory store)", () => {
+  const write = (s: Store, key: string, token: bigint | null, value: string, fence = key) =>
+    s.transaction(() => s.decide({ op: "write", key, fence, token, value: Buffer.from(value) }));
+
+  test("accepts a token >= the max, rejects a lower one, and a rejection writes only its audit row", () => {
+    const s = new Store({ memory: true });
+    try {
+      assert.equal(write(s, "k", 5n, "a").kind, "written");
+      assert.equal(write(s, "k", 5n, "b").kind, "written", "an equal token is the same holder");
+      assert.equal(write(s, "k", 9n, "c").kind, "written", "a newer token is accepted (the seed's != bug)");
+      const stale = write(s, "k", 6n, "d");
+      assert.equal(stale.kind, "stale");
+      if (stale.kind === "stale") assert.equal(stale.maxToken, 9n);
+      assert.deepEqual(s.read("k", "k"), { value: Buffer.from("c"), maxToken: 9n });
+      const audit = s.auditAfter(0, 100);
+      assert.deepEqual(
+        audit.map((a) => [a.token, a.previousMax, a.accepted]),
+        [
+          [5n, null, true],
+          [5n, 5n, true],
+          [9n, 5n, true],
+          [6n, 9n, false],
+        ],
+      );
+    } finally {
+      s.close();
+    }
+  });
+
+  test("a fenced read advances the fence; a shared fence guards many keys", () => {
+    const s = new Store({ memory: true });
+    try {
+      write(s, "a", 3n, "x", "F");
+      const read = s.transaction(() => s.decide({ op: "read", key: "a", fence: "F", token: 8n }));
+      assert.equal(read.kind, "read");
+      assert.equal(write(s, "b", 7n, "y", "F").kind, "stale", "another key under the same fence");
+      assert.equal(s.maxToken("F"), 8n);
+      assert.equal(s.maxToken("a"), null, "the key's own fence was never used");
+    } finally {
+      s.close();
+    }
+  });
+
+  test("a write without a token is refused unless unfenced writes are allowed", () => {
+    const strict = new Store({ memory: true });
+    const loose = new Store({ memory: true, allowUnfenced: true });
+    try {
+      assert.equal(write(strict, "k", null, "v").kind, "token-required");
+      assert.equal(strict.read("k", "k").value, null);
+      write(loose, "k", 4n, "fenced");
+      const r = write(loose, "k", null, "unfenced");
+      assert.deepEqual(r.kind === "written" && r.maxToken, 4n, "the fence is reported, not changed");
+      assert.deepEqual(loose.read("k", "k"), { value: Buffer.from("unfenced"), maxToken: 4n });
+    } finally {
+      strict.close();
+      loose.close();
+    }
+  });
+
+  test("a failed transaction leaves nothing behind", () => {
+    const s = new Store({ memory: true });
+    try {
+      assert.throws(() =>
+        s.transaction(() => {
+          s.decide({ op: "write", key: "k", fence: "k", token: 1n, value: Buffer.from("v") });
+          throw new Error("boom");
+        }),
+      );
+      assert.deepEqual(s.read("k", "k"), { value: null, maxToken: null });
+      assert.deepEqual(s.auditAfter(0, 10), []);
+    } finally {
+      s.close();
+    }
+  });
+});
