@@ -34,6 +34,8 @@ export interface EtcdClusterOptions {
   signal?: AbortSignal;
   /** Print etcd's output on this process's stderr. */
   verbose?: boolean;
+  /** More etcd flags for every member, e.g. `["--auth-token-ttl", "1"]`. */
+  extraArgs?: string[];
   /**
    * Keep the members running after this process exits (for `fencelock cluster up`). Their logs then go
    * to `member-N.log` next to their data directories, since nobody reads their output any more.
@@ -138,6 +140,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
       "warn",
       // A detached member must not write to the pipes this process closes once it is ready.
       ...(options.detached ? ["--log-outputs", `${m.dataDir}.log`] : []),
+      ...(options.extraArgs ?? []),
     ];
     m.child = await launch({
       name: `etcd-${m.name}`,
