@@ -8,6 +8,7 @@ import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Child } from "../testkit/index.js";
+import { TortureError } from "./errors.js";
 import { type HistoryEvent, parseEvent } from "./history.js";
 
 /** Where a worker is in its cycle, as its last event says. */
@@ -16,8 +17,11 @@ export type Phase = "idle" | "locking" | "holding" | "read-done" | "writing" | "
 /** What the pool needs to start workers. */
 export interface PoolOptions {
   slots: number;
-  /** The worker's arguments for a slot and incarnation (its name is `w<slot>.<incarnation>`). */
-  args: (worker: string, slot: number) => string[];
+  /**
+   * The worker's arguments for a slot and incarnation (its name is `w<slot>.<incarnation>`); `deadline`
+   * is the value of its `--deadline` flag (`stdin` for the first workers, which wait for `go`).
+   */
+  args: (worker: string, slot: number, deadline: string) => string[];
   /** Directory for the per-worker JSONL histories. */
   historyDir: string;
   /** Most replacements per slot after crashes (kills by the harness do not count). */
@@ -36,6 +40,8 @@ interface SlotState {
   crashes: number;
 }
 
+const READY_LINE = JSON.stringify({ event: "ready" });
+
 /** The path of the worker entry module in the build. */
 export const WORKER_PATH = new URL("./worker-main.js", import.meta.url).pathname;
 
@@ -50,6 +56,7 @@ export class WorkerPool {
   readonly pids: number[] = [];
   private readonly slots: SlotState[] = [];
   private stopping = false;
+  private deadlineMs: number | undefined;
   private armed: ((slot: number | undefined) => void) | undefined;
 
   constructor(private readonly options: PoolOptions) {
@@ -73,9 +80,30 @@ export class WorkerPool {
     }
   }
 
-  /** Starts every slot's first worker. */
-  start(): void {
-    for (let i = 0; i < this.slots.length; i++) this.spawn(i);
+  /**
+   * Starts every slot's first worker and resolves once all are loaded and waiting for `go`. Rejects with
+   * `TortureError` if one exits first or `timeoutMs` passes.
+   */
+  async start(timeoutMs: number): Promise<void> {
+    const ready = this.slots.map((_, i) => this.spawn(i));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TortureError(`the workers were not ready within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([Promise.all(ready), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Lets the waiting workers start; they stop starting cycles at `deadlineMs`, as will replacements. */
+  go(deadlineMs: number): void {
+    this.deadlineMs = deadlineMs;
+    for (const s of this.slots) s.child?.process.stdin?.end(`go ${deadlineMs}\n`);
   }
 
   /** The current worker name of a slot. */
@@ -140,7 +168,7 @@ export class WorkerPool {
 
   /** Starts a new incarnation in a slot whose worker is gone. */
   replace(slot: number): string {
-    if (!this.stopping) this.spawn(slot);
+    if (!this.stopping) void this.spawn(slot);
     return this.slot(slot).worker;
   }
 
@@ -173,7 +201,7 @@ export class WorkerPool {
     return s;
   }
 
-  private spawn(slot: number): void {
+  private spawn(slot: number): Promise<void> {
     const s = this.slot(slot);
     s.incarnation++;
     s.worker = `w${slot}.${s.incarnation}`;
@@ -182,15 +210,27 @@ export class WorkerPool {
     s.expectedExit = false;
     const worker = s.worker;
     const file = join(this.options.historyDir, `${worker}.jsonl`);
-    const proc = spawn(process.execPath, [WORKER_PATH, ...this.options.args(worker, slot)], {
-      stdio: ["ignore", "pipe", "pipe"],
+    const deadline = this.deadlineMs === undefined ? "stdin" : String(this.deadlineMs);
+    const proc = spawn(process.execPath, [WORKER_PATH, ...this.options.args(worker, slot, deadline)], {
+      stdio: [deadline === "stdin" ? "pipe" : "ignore", "pipe", "pipe"],
     });
+    proc.stdin?.on("error", () => {});
+    const { stdout, stderr } = proc;
+    if (!stdout || !stderr) throw new TortureError(`worker ${worker} has no output pipes`);
+    let markReady: () => void = () => {};
+    let markFailed: (err: Error) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      markFailed = reject;
+    });
+    ready.catch(() => {});
     const child = new Child(worker, proc);
     s.child = child;
     if (proc.pid !== undefined) this.pids.push(proc.pid);
     live.add(child);
     proc.once("exit", () => live.delete(child));
-    createInterface({ input: proc.stdout }).on("line", (line) => {
+    createInterface({ input: stdout }).on("line", (line) => {
+      if (line === READY_LINE) markReady();
       const event = parseEvent(line);
       if (!event) return;
       this.events.push(event);
@@ -202,16 +242,19 @@ export class WorkerPool {
         this.armed(slot);
       }
     });
-    createInterface({ input: proc.stderr }).on("line", (line) => {
+    createInterface({ input: stderr }).on("line", (line) => {
       child.recent.push(line);
       if (child.recent.length > 200) child.recent.shift();
     });
     void child.exited.then((code) => {
+      markFailed(new TortureError(`worker ${worker} exited (${code}) before it was ready\n${child.tail()}`));
       if (s.child !== child || s.expectedExit || this.stopping) return;
       this.options.onCrash?.(worker, code, child.tail());
       s.crashes++;
-      if (s.crashes <= (this.options.maxRestarts ?? 20)) this.spawn(slot);
+      if (s.crashes <= (this.options.maxRestarts ?? 20)) void this.spawn(slot);
     });
+    if (deadline !== "stdin") markReady();
+    return ready;
   }
 }
 

@@ -221,15 +221,22 @@ export async function runTorture(
       cleanups.push(tmp.remove);
       historyDir = tmp.path;
     }
-    const storage = await startStorage({ allowUnfenced: true, signal: abort.signal }).catch((err) => {
-      throw new TortureError("the storage did not start", { cause: err });
-    });
-    cleanups.push(() => storage.stop());
+    // Both servers start at once; whichever started is stopped even if the other failed.
+    const [storageStart, serviceStart] = await Promise.allSettled([
+      startStorage({ allowUnfenced: true, signal: abort.signal }),
+      startLockService(o.backend, abort.signal),
+    ]);
+    if (storageStart.status === "fulfilled") cleanups.push(() => storageStart.value.stop());
+    if (serviceStart.status === "fulfilled") cleanups.push(() => serviceStart.value.stop());
+    if (storageStart.status === "rejected") {
+      throw new TortureError("the storage did not start", { cause: storageStart.reason });
+    }
+    if (serviceStart.status === "rejected") {
+      throw new TortureError(`${o.backend} did not start`, { cause: serviceStart.reason });
+    }
+    const storage = storageStart.value;
+    const service = serviceStart.value;
     pids.add(storage.child.pid);
-    const service = await startLockService(o.backend, abort.signal).catch((err) => {
-      throw new TortureError(`${o.backend} did not start`, { cause: err });
-    });
-    cleanups.push(() => service.stop());
     for (const pid of service.pids()) pids.add(pid);
     const proxies: PartitionProxy[][] = [];
     for (let slot = 0; slot < o.clients; slot++) {
@@ -247,13 +254,11 @@ export async function runTorture(
       return values;
     };
 
-    const startedMs = Date.now();
-    const deadlineMs = startedMs + o.durationMs;
     const pool = new WorkerPool({
       slots: o.clients,
       historyDir,
       onCrash: (worker, code, tail) => crashes.push({ worker, code, tail }),
-      args: (worker, slot) => [
+      args: (worker, slot, deadline) => [
         "--worker",
         worker,
         "--endpoints",
@@ -273,7 +278,7 @@ export async function runTorture(
         "--max-ops",
         String(o.maxOpsPerWorker),
         "--deadline",
-        String(deadlineMs),
+        deadline,
         "--think-ms",
         String(o.thinkMs),
         "--op-timeout-ms",
@@ -281,7 +286,10 @@ export async function runTorture(
       ],
     });
     cleanups.push(() => pool.killAll());
-    pool.start();
+    await pool.start(60_000);
+    const startedMs = Date.now();
+    const deadlineMs = startedMs + o.durationMs;
+    pool.go(deadlineMs);
 
     let current: string | undefined;
     if (hooks.onProgress) {

@@ -2,8 +2,11 @@
 /**
  * The entry point of a torture worker process: `node dist/src/torture/worker-main.js --worker w0.1 …`.
  * Prints one history event per line on standard output (pipes are written synchronously on Linux, so a
- * SIGKILL loses no line already printed). SIGTERM asks it to finish the current cycle and exit.
+ * SIGKILL loses no line already printed). SIGTERM asks it to finish the current cycle and exit. With
+ * `--deadline stdin` it prints `{"event":"ready"}` once loaded and waits for `go <deadline>` on standard
+ * input, so that a run's clock starts only when every worker can work.
  */
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import type { Mode } from "./checker.js";
 import { formatEvent } from "./history.js";
@@ -33,6 +36,26 @@ process.on("unhandledRejection", (err) => process.stderr.write(`unhandled reject
 // The harness is gone (EPIPE): nobody is listening, so stop.
 process.stdout.on("error", () => stop.abort(new Error("stdout closed")));
 
+/** Waits for the `go <epoch ms>` line; exits if none comes within a minute or stdin closes. */
+async function awaitGo(): Promise<number> {
+  process.stdout.write(`${JSON.stringify({ event: "ready" })}\n`);
+  const lines = createInterface({ input: process.stdin });
+  const timer = setTimeout(() => process.exit(1), 60_000);
+  try {
+    for await (const line of lines) {
+      const m = /^go (\d+)$/.exec(line.trim());
+      if (m) return Number(m[1]);
+    }
+    process.exit(1);
+  } finally {
+    clearTimeout(timer);
+    lines.close();
+  }
+}
+
+const deadlineMs =
+  values.deadline === "stdin" ? await awaitGo() : Number(values.deadline ?? Date.now() + 60_000);
+
 try {
   await runWorker({
     worker: values.worker ?? "w0.1",
@@ -44,7 +67,7 @@ try {
     ttl: Number(values.ttl ?? 1),
     seed: values.seed ?? "0",
     maxOps: Number(values["max-ops"] ?? 100_000),
-    deadlineMs: Number(values.deadline ?? Date.now() + 60_000),
+    deadlineMs,
     thinkMs: Number(values["think-ms"] ?? 0),
     opTimeoutMs: Number(values["op-timeout-ms"] ?? 5000),
     emit: (e) => {

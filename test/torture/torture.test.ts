@@ -33,7 +33,7 @@ describe("torture on lockd", () => {
       mode: "unfenced",
       clients: 3,
       faults: ["pause"],
-      durationMs: 10_000,
+      durationMs: 8000,
       seed: "unfenced-pauses",
       intervalMs: 800,
     };
@@ -58,9 +58,9 @@ describe("torture on lockd", () => {
       mode: "fenced",
       clients: 3,
       faults: ["pause", "kill", "lockd-restart", "storage-restart", "partition"],
-      durationMs: 20_000,
-      seed: "fenced-all-1",
-      intervalMs: 700,
+      durationMs: 15_000,
+      seed: "fenced-all-5",
+      intervalMs: 600,
     };
     const planned = new Set(
       planFaults({
@@ -94,7 +94,7 @@ describe("torture on lockd", () => {
     t.after(() => dir.remove());
     const report = join(dir.path, "report.json");
     const html = join(dir.path, "timeline.html");
-    const args = ["torture", "--duration", "4s", "--clients", "2", "--mode", "fenced", "--seed", "7"];
+    const args = ["torture", "--duration", "2s", "--clients", "2", "--mode", "fenced", "--seed", "7"];
     const res = spawnSync(
       process.execPath,
       [CLI_PATH, ...args, "--quiet", "--report", report, "--html", html],
