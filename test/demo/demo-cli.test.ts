@@ -6,7 +6,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
+import { type Browser, chromium } from "playwright-core";
 import { CLI_PATH, type TempDir, tempDir } from "../../src/testkit/index.js";
 
 const run = promisify(execFile);
@@ -42,18 +42,27 @@ describe("fencelock demo (embedded lockd)", () => {
   let html = "";
   let lines: Record<string, unknown>[] = [];
 
+  let browser: Browser | undefined;
+
   before(async () => {
     dir = await tempDir("demo-cli");
     html = join(dir.path, "demo.html");
-    const { stdout } = await run(process.execPath, [CLI_PATH, "demo", "--json", "--html", html], {
-      timeout: 60_000,
-    });
-    lines = stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    // Chromium starts while the demo runs.
+    const launching = chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    try {
+      const { stdout } = await run(process.execPath, [CLI_PATH, "demo", "--json", "--html", html], {
+        timeout: 60_000,
+      });
+      lines = stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    } finally {
+      browser = await launching;
+    }
   });
   after(async () => {
+    await browser?.close();
     await dir?.remove();
   });
 
@@ -101,9 +110,9 @@ describe("fencelock demo (embedded lockd)", () => {
   });
 
   test("the HTML page draws lanes, writes and the refused mark; screenshot for the README", async () => {
-    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+    assert.ok(browser);
+    const page = await browser.newPage({ viewport: { width: 1080, height: 900 } });
     try {
-      const page = await browser.newPage({ viewport: { width: 1080, height: 900 } });
       const requests: string[] = [];
       page.on("request", (r) => {
         if (!r.url().startsWith("file:")) requests.push(r.url());
@@ -139,7 +148,7 @@ describe("fencelock demo (embedded lockd)", () => {
       await mkdir(new URL("../../../docs/", import.meta.url).pathname, { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
     } finally {
-      await browser.close();
+      await page.close();
     }
   });
 });
