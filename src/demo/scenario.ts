@@ -11,7 +11,7 @@ import { auditEvents } from "./audit-events.js";
 import { ClientProcess } from "./client-process.js";
 import { ScenarioError } from "./errors.js";
 import { byTime, type DemoEvent } from "./events.js";
-import { observeLock } from "./lock-observer.js";
+import { type LockObserver, observeLock } from "./lock-observer.js";
 import { type PauseMode, pauseFlag } from "./pause.js";
 import { buildTimeline, type ScenarioName, type Timeline } from "./timeline.js";
 import { judge, type Verdict } from "./verdict.js";
@@ -92,10 +92,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     collect({ timeMs: Date.now(), actor: "demo", kind, what });
 
   const storage = new StorageClient({ url: o.storageUrl, timeoutMs: 5000 });
-  let auditSeq = (await storage.audit({ limit: 1000, signal: o.signal })).reduce(
-    (m, e) => Math.max(m, e.seq),
-    0,
-  );
+  let auditSeq = 0;
   let auditing: Promise<void> = Promise.resolve();
   // Reads the audit entries added since the last read; serialised so none is read twice.
   const readAudit = () => {
@@ -107,20 +104,6 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     return auditing;
   };
 
-  const startMs = Date.now();
-  demo(
-    "scenario",
-    o.scenario === "unsafe"
-      ? "scenario unsafe: the storage takes writes without fencing tokens"
-      : "scenario fenced: the storage checks fencing tokens",
-  );
-  const observer = await observeLock({
-    endpoints: o.endpoints,
-    lockName,
-    onEvent: collect,
-    timeoutMs: Math.min(left(), 5000),
-    signal: o.signal,
-  });
   const common = [
     "--endpoints",
     o.endpoints.join(","),
@@ -142,7 +125,25 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   };
   let client1: ClientProcess | undefined;
   let client2: ClientProcess | undefined;
+  let observer: LockObserver | undefined;
+  const startMs = Date.now();
   try {
+    demo(
+      "scenario",
+      o.scenario === "unsafe"
+        ? "scenario unsafe: the storage takes writes without fencing tokens"
+        : "scenario fenced: the storage checks fencing tokens",
+    );
+    // Entries from before this scenario (a storage used twice) are not part of it.
+    for (const e of await storage.audit({ limit: 1000, signal: o.signal }))
+      auditSeq = Math.max(auditSeq, e.seq);
+    observer = await observeLock({
+      endpoints: o.endpoints,
+      lockName,
+      onEvent: collect,
+      timeoutMs: Math.min(left(), 5000),
+      signal: o.signal,
+    });
     const extra = pause.kind === "gc" ? ["--garbage", String(pause.garbage)] : [];
     client1 = ClientProcess.start(
       "client 1",
@@ -190,9 +191,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     if (o.signal?.aborted) throw err;
     throw err instanceof ScenarioError
       ? err
-      : new ScenarioError(`scenario ${o.scenario} failed`, { cause: err });
+      : new ScenarioError(`scenario ${o.scenario} failed: ${(err as Error)?.message ?? String(err)}`, {
+          cause: err,
+        });
   } finally {
-    observer.stop();
+    observer?.stop();
     await Promise.all([client1?.kill(), client2?.kill()]);
     await auditing;
     storage.close();
