@@ -67,6 +67,7 @@ export class Session {
   /** Set once the first keep-alive stream broke: later streams send a keep-alive at once. */
   private reconnected = false;
   private readonly queues = new Map<string, LocalQueue>();
+  private readonly stopFollowing: () => void;
 
   /** @internal Use `client.session()`. */
   constructor(
@@ -84,6 +85,7 @@ export class Session {
     this.deadline = sentAt + ttl * 1000;
     this.armDeadline();
     this.keepAliveTimer = setInterval(() => this.sendKeepAlive(), (ttl * 1000) / 3);
+    this.stopFollowing = transport.onFailover((from) => this.onFailover(from));
     this.openStream();
   }
 
@@ -168,6 +170,7 @@ export class Session {
     clearTimeout(this.deadlineTimer);
     clearInterval(this.keepAliveTimer);
     clearTimeout(this.reconnectTimer);
+    this.stopFollowing();
     this.closeStream();
     this.controller.abort(new SessionExpiredError(reason, this.leaseId, { cause }));
     // The local deadline passing does not mean the server let the lease go yet; free its keys sooner.
@@ -230,9 +233,23 @@ export class Session {
   }
 
   private sendKeepAlive(): void {
-    if (!this.stream || this.signal.aborted) return;
-    this.pending.push(Date.now());
-    this.stream.call.write({ ID: toWire(this.leaseId) });
+    const stream = this.stream;
+    if (!stream || this.signal.aborted) return;
+    const now = Date.now();
+    const oldest = this.pending[0];
+    // No answer for a whole interval: the member is frozen or cut off without closing the stream.
+    if (oldest !== undefined && now - oldest >= (this.ttl * 1000) / 3) {
+      this.transport.failover(stream.endpoint);
+      this.onStreamBroken(stream, undefined);
+      return;
+    }
+    this.pending.push(now);
+    stream.call.write({ ID: toWire(this.leaseId) });
+  }
+
+  private onFailover(from: string): void {
+    const stream = this.stream;
+    if (stream && stream.endpoint === from) this.onStreamBroken(stream, undefined);
   }
 
   private onAck(res: LeaseKeepAliveResponse): void {

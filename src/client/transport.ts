@@ -78,6 +78,7 @@ export class Transport {
   private token: string | undefined;
   private authenticating: Promise<string> | undefined;
   private closed = false;
+  private readonly failoverListeners = new Set<(from: string) => void>();
 
   constructor(private readonly options: TransportOptions) {
     if (options.endpoints.length === 0) throw new InvalidArgumentError("no endpoints");
@@ -102,9 +103,20 @@ export class Transport {
     return this.endpoints[this.index] as string;
   }
 
-  /** Moves to the next endpoint, unless another call already moved off `endpoint`. */
+  /**
+   * Moves to the next endpoint, unless another call already moved off `endpoint`, and tells the
+   * `onFailover` listeners, so streams still open on the old member move too.
+   */
   failover(endpoint: string): void {
-    if (this.endpoint === endpoint) this.index = (this.index + 1) % this.endpoints.length;
+    if (this.endpoint !== endpoint) return;
+    this.index = (this.index + 1) % this.endpoints.length;
+    for (const listener of [...this.failoverListeners]) listener(endpoint);
+  }
+
+  /** Calls `listener(oldEndpoint)` after each failover; returns the function that removes it. */
+  onFailover(listener: (from: string) => void): () => void {
+    this.failoverListeners.add(listener);
+    return () => this.failoverListeners.delete(listener);
   }
 
   private channel(endpoint: string): grpc.Client {

@@ -52,9 +52,15 @@ async function watchOnce(
   const { call } = stream;
   return new Promise<"deleted" | "again">((resolve, reject) => {
     let settled = false;
+    // A member that stopped answering without closing the stream (frozen, cut off) is left by the
+    // other calls; the watch follows them to the next member.
+    const stopFollowing = transport.onFailover((from) => {
+      if (from === stream.endpoint) finish(() => resolve("again"));
+    });
     const finish = (action: () => void) => {
       if (settled) return;
       settled = true;
+      stopFollowing();
       signal.removeEventListener("abort", onAbort);
       call.removeAllListeners("data");
       call.removeAllListeners("end");

@@ -98,6 +98,34 @@ describe("lock client on etcd, with faults and etcdctl", () => {
     await cluster.restartMember(used);
   });
 
+  it("fails over when the member in use freezes (SIGSTOP) without closing its connections", async () => {
+    const c = client();
+    const name = "/faults/frozen-member";
+    const s = await c.session({ ttl: 3 });
+    const holder = await s.mutex(name).lock({ timeoutMs: 10_000 });
+    const other = await c.session({ ttl: 10 });
+    const waiting = other.mutex(name).lock({ timeoutMs: 30_000 });
+    waiting.catch(() => {});
+    await until("waiter queued", async () => (await raw.keys(name)).length === 2);
+    const used = cluster.endpoints.indexOf(c.endpoint);
+    const member = cluster.members[used];
+    assert.ok(member?.child);
+    member.child.pause();
+    try {
+      // Past the TTL: the keep-alive must have noticed the silence and moved to another member.
+      await new Promise((r) => setTimeout(r, 4000));
+      assert.equal(holder.signal.aborted, false, `holder signal: ${String(holder.signal.reason)}`);
+      await holder.unlock();
+      // The waiter's watch, opened on the frozen member, must follow to the next one.
+      const next = await within("the waiter after the freeze", waiting, 8_000);
+      assert.ok(next.token > holder.token);
+      await next.unlock();
+    } finally {
+      member.child.resume();
+    }
+    await Promise.all([s.close(), other.close()]);
+  });
+
   const etcdctl = (args: string[]) => {
     const child = spawn("etcdctl", [`--endpoints=${cluster.endpoints.join(",")}`, ...args], {
       env: { ...process.env, ETCDCTL_API: "3" },
