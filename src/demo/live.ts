@@ -16,11 +16,11 @@ export class LiveLog {
 
   /**
    * @param print receives each event (owner-attributed) once, in time order.
-   * @param holdMs how long an event waits for earlier ones, default 250 ms.
+   * @param holdMs how long an event waits for earlier ones, default 400 ms.
    */
   constructor(
     private readonly print: (event: DemoEvent) => void,
-    private readonly holdMs = 250,
+    private readonly holdMs = 400,
   ) {}
 
   /** Adds an event; it is printed about `holdMs` later. */

@@ -3,14 +3,12 @@
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_ENDPOINTS } from "../../client/index.js";
-import {
-  EXIT_CODES,
-  eventToJson,
-  logLine,
-  type PauseMode,
-  parsePause,
-  runSeedClient,
-} from "../../demo/index.js";
+// The demo's modules one by one, not its index: this process starts on the demo's critical path,
+// and the index also loads the launchers and renderers a client never uses.
+import { eventToJson } from "../../demo/events.js";
+import { type PauseMode, parsePause } from "../../demo/pause.js";
+import { logLine } from "../../demo/report.js";
+import { EXIT_CODES, runSeedClient } from "../../demo/seed-client.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "the seed's client 1|2: take the lock, (1) pause, write with the fencing token";
@@ -88,6 +86,13 @@ export async function run(argv: string[]): Promise<number> {
   const onSignal = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  // A reader that went away ends the run (the lock is released) instead of crashing it.
+  let readerGone = false;
+  const onStdoutError = () => {
+    readerGone = true;
+    controller.abort(new Error("standard output closed"));
+  };
+  process.stdout.on("error", onStdoutError);
   try {
     return await runSeedClient({
       id,
@@ -101,6 +106,7 @@ export async function run(argv: string[]): Promise<number> {
       timeoutMs: timeout * 1000,
       signal: controller.signal,
       emit: (event) => {
+        if (readerGone) return;
         if (json) process.stdout.write(`${eventToJson(event)}\n`);
         else if (event.kind === "error") console.error(logLine(event));
         else process.stdout.write(`${logLine(event)}\n`);
@@ -109,6 +115,7 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    process.stdout.off("error", onStdoutError);
   }
 }
 

@@ -91,6 +91,13 @@ export async function run(argv: string[]): Promise<number> {
   const onSignal = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  // A reader that went away (`fencelock demo | head`) ends the run cleanly instead of crashing it.
+  let readerGone = false;
+  const onStdoutError = () => {
+    readerGone = true;
+    controller.abort(new Error("standard output closed"));
+  };
+  process.stdout.on("error", onStdoutError);
   try {
     const { results } = await runDemo({
       scenarios,
@@ -101,14 +108,20 @@ export async function run(argv: string[]): Promise<number> {
       json: values.json === true,
       color: !values["no-color"] && process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
       columns: process.stdout.columns,
-      print: (line) => process.stdout.write(`${line}\n`),
+      print: (line) => {
+        if (!readerGone) process.stdout.write(`${line}\n`);
+      },
       signal: controller.signal,
     });
     const fenced = results.find((r) => r.scenario === "fenced");
     return fenced && !fenced.verdict.correct ? 1 : 0;
+  } catch (err) {
+    if (readerGone) return 1;
+    throw err;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    process.stdout.off("error", onStdoutError);
   }
 }
 
