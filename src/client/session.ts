@@ -33,6 +33,9 @@ export interface SessionOptions {
   timeoutMs?: number;
 }
 
+/** Node's timers overflow past 2^31 - 1 ms (and then fire at once); long TTLs are re-armed in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Pause before opening the keep-alive stream again after it broke, in ms. */
 const RECONNECT_DELAY_MS = 100;
 
@@ -84,7 +87,7 @@ export class Session {
     setMaxListeners(0, this.signal);
     this.deadline = sentAt + ttl * 1000;
     this.armDeadline();
-    this.keepAliveTimer = setInterval(() => this.sendKeepAlive(), (ttl * 1000) / 3);
+    this.keepAliveTimer = setInterval(() => this.sendKeepAlive(), Math.min(MAX_TIMER_MS, (ttl * 1000) / 3));
     this.stopFollowing = transport.onFailover((from) => this.onFailover(from));
     this.openStream();
   }
@@ -224,7 +227,8 @@ export class Session {
 
   private armDeadline(): void {
     clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(() => this.checkDeadline(), Math.max(0, this.deadline - Date.now()));
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, this.deadline - Date.now()));
+    this.deadlineTimer = setTimeout(() => this.checkDeadline(), delay);
   }
 
   private checkDeadline(): void {
