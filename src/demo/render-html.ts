@@ -16,7 +16,7 @@ export interface HtmlScenario {
 
 const WIDTH = 1000;
 const LEFT = 130;
-const RIGHT = 60;
+const RIGHT = 150;
 const TOP = 58;
 const LANE_GAP = 78;
 const FONT = 12;

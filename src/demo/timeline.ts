@@ -233,9 +233,7 @@ export function buildTimeline(input: TimelineInput): Timeline {
       lane: "storage",
       kind: accepted ? "accepted" : "refused",
       atMs: answer.timeMs,
-      label: accepted
-        ? `ok, ${send?.actor ?? "?"}'s value stored`
-        : `refused: token ${tokenText(token)}${max}`,
+      label: accepted ? `accepted (${send?.actor ?? "?"})` : `refused: token ${tokenText(token)}${max}`,
       token,
     });
   }
