@@ -26,7 +26,7 @@ export interface PoolOptions {
   historyDir: string;
   /** Most replacements per slot after crashes (kills by the harness do not count). */
   maxRestarts?: number;
-  /** Called for each worker exit the harness did not cause. */
+  /** Called for each worker exit the harness did not cause, other than a normal end (code 0). */
   onCrash?: (worker: string, code: number | string, tail: string) => void;
 }
 
@@ -38,6 +38,9 @@ interface SlotState {
   paused: boolean;
   expectedExit: boolean;
   crashes: number;
+  /** The lock the worker last asked for, and the token it holds (`null` when it holds none). */
+  lock: string | undefined;
+  token: string | null;
 }
 
 const READY_LINE = JSON.stringify({ event: "ready" });
@@ -58,6 +61,7 @@ export class WorkerPool {
   private stopping = false;
   private deadlineMs: number | undefined;
   private armed: ((slot: number | undefined) => void) | undefined;
+  private readonly rivalWatchers = new Set<(slot: number) => void>();
 
   constructor(private readonly options: PoolOptions) {
     for (let i = 0; i < options.slots; i++) {
@@ -69,6 +73,8 @@ export class WorkerPool {
         paused: false,
         expectedExit: false,
         crashes: 0,
+        lock: undefined,
+        token: null,
       });
     }
     if (!exitHook) {
@@ -143,6 +149,34 @@ export class WorkerPool {
     });
   }
 
+  /**
+   * Resolves `true` as soon as another worker has read under the same lock with a newer token than the
+   * one `slot`'s worker holds (so its lease is gone and the new holder is between read and write), or
+   * `false` when `timeoutMs` passes or `signal` aborts. For a pause that ends at the worst moment.
+   */
+  rivalRead(slot: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    const paused = this.slot(slot);
+    const lock = paused.lock;
+    const token = paused.token === null ? null : BigInt(paused.token);
+    return new Promise((resolve) => {
+      const finish = (value: boolean) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        this.rivalWatchers.delete(watcher);
+        resolve(value);
+      };
+      const watcher = (other: number) => {
+        const o = this.slots[other];
+        if (other === slot || !o || o.lock !== lock || o.token === null || token === null) return;
+        if (BigInt(o.token) > token) finish(true);
+      };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.rivalWatchers.add(watcher);
+    });
+  }
+
   /** SIGSTOPs a slot's worker; returns its name. */
   pause(slot: number): string {
     const s = this.slot(slot);
@@ -206,6 +240,8 @@ export class WorkerPool {
     s.incarnation++;
     s.worker = `w${slot}.${s.incarnation}`;
     s.phase = "idle";
+    s.lock = undefined;
+    s.token = null;
     s.paused = false;
     s.expectedExit = false;
     const worker = s.worker;
@@ -237,10 +273,16 @@ export class WorkerPool {
       appendFileSync(file, `${line}\n`);
       if (s.worker !== worker) return;
       s.phase = nextPhase(s.phase, event);
-      if (s.phase === "read-done" && this.armed && !s.paused) {
+      if (event.t === "invoke" && event.op === "lock") {
+        s.lock = event.lock;
+        s.token = null;
+      } else if (s.phase === "holding" && event.t === "ok" && event.token) s.token = event.token;
+      if (s.phase !== "read-done") return;
+      if (this.armed && !s.paused) {
         this.pause(slot);
         this.armed(slot);
       }
+      for (const watcher of [...this.rivalWatchers]) watcher(slot);
     });
     createInterface({ input: stderr }).on("line", (line) => {
       child.recent.push(line);
@@ -248,7 +290,8 @@ export class WorkerPool {
     });
     void child.exited.then((code) => {
       markFailed(new TortureError(`worker ${worker} exited (${code}) before it was ready\n${child.tail()}`));
-      if (s.child !== child || s.expectedExit || this.stopping) return;
+      // Exit code 0: the worker reached its deadline or operation limit, which is not a crash.
+      if (s.child !== child || s.expectedExit || this.stopping || code === 0) return;
       this.options.onCrash?.(worker, code, child.tail());
       s.crashes++;
       if (s.crashes <= (this.options.maxRestarts ?? 20)) void this.spawn(slot);

@@ -322,7 +322,10 @@ export async function runTorture(
             record.startMs = Date.now();
             current = `pause ${record.target}`;
             try {
-              await hold();
+              if (f.resume === "rival-read") {
+                const rival = await pool.rivalRead(slot, f.durationMs, abort.signal);
+                record.target += rival ? " (until a rival read)" : "";
+              } else await hold();
             } finally {
               pool.resume(slot);
             }

@@ -34,6 +34,12 @@ export interface PlannedFault {
   slot?: number;
   /** The etcd member hit by `etcd-member`: an index, or the leader at that moment. */
   member?: number | "leader";
+  /**
+   * When a pause ends: after `durationMs` (`timer`), or as soon as another worker has read under the
+   * paused worker's lock with a newer token (`rival-read`, at most `durationMs`), the moment at which a
+   * late write does the most harm.
+   */
+  resume?: "timer" | "rival-read";
   /** How a partition behaves: stall every byte (`blackhole`) or reset every connection (`reset`). */
   partition?: "blackhole" | "reset";
 }
@@ -98,6 +104,7 @@ export function planFaults(options: ScheduleOptions): PlannedFault[] {
       case "pause":
         fault.slot = rng.int(clients);
         fault.durationMs = ttlMs + rng.between(1000, 2500);
+        fault.resume = rng.next() < 0.5 ? "timer" : "rival-read";
         break;
       case "kill":
         fault.slot = rng.int(clients);

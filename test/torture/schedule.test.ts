@@ -57,7 +57,10 @@ describe("fault schedule", () => {
       assert.ok(f.atMs >= end, "faults overlap");
       end = f.atMs + f.durationMs;
       assert.ok(end < base.durationMs);
-      if (f.kind === "pause") assert.ok(f.durationMs > base.ttlMs);
+      if (f.kind === "pause") {
+        assert.ok(f.durationMs > base.ttlMs);
+        assert.ok(f.resume === "timer" || f.resume === "rival-read");
+      }
       if (f.slot !== undefined) assert.ok(f.slot >= 0 && f.slot < base.clients);
     }
     const kinds = new Set(plan.map((f) => f.kind));
