@@ -20,7 +20,7 @@ import {
 const { values } = parseArgs({
   options: {
     endpoints: { type: "string" },
-    seconds: { type: "string", default: "4" },
+    seconds: { type: "string", default: "3" },
   },
 });
 const durationMs = Number(values.seconds) * 1000;

@@ -10,8 +10,8 @@ import diagnostics_channel from "node:diagnostics_channel";
 export const LOCK_CHANNEL = "fencelock:client:lock";
 
 /**
- * One step of a `lock()`/`tryLock()`/`unlock()`: `queued` — its key is in the queue behind a
- * predecessor; `wake` — a watch event was delivered to the waiter (one per event); `acquired`;
+ * One step of a `lock()`/`tryLock()`/`unlock()`: `queued` — it starts waiting for a predecessor's
+ * deletion (once per attempt); `wake` — a watch event was delivered to the waiter (one per event); `acquired`;
  * `released` — unlocked; `cancelled` — the attempt ended without the lock and its key was removed.
  */
 export interface LockEvent {

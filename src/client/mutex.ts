@@ -126,21 +126,14 @@ export class Mutex {
         this.session.releaseQueue(this.name);
         return null;
       }
-      publish({ event: "queued", name: this.name, key: this.key, revision });
-      let predecessor: KeyValue | undefined;
-      let from = 0n;
-      for (;;) {
-        if (!predecessor) {
-          const found = await this.findPredecessor(revision, wait);
-          if (!found.kv) return this.acquired(revision, queue);
-          predecessor = found.kv;
-          from = found.from;
-        }
-        const myRevision = revision;
-        await waitForDelete(this.transport, predecessor.key, from, wait.signal, () =>
+      const myRevision = revision;
+      for (let queued = false; ; queued = true) {
+        const found = await this.findPredecessor(revision, wait);
+        if (!found.kv) return this.acquired(revision, queue);
+        if (!queued) publish({ event: "queued", name: this.name, key: this.key, revision });
+        await waitForDelete(this.transport, found.kv.key, found.from, wait.signal, () =>
           publish({ event: "wake", name: this.name, key: this.key, revision: myRevision }),
         );
-        predecessor = undefined;
       }
     } catch (raw) {
       const err =
