@@ -1,0 +1,63 @@
+// `fencelock client` on bad input and with no lock service: clear messages, the documented exit codes.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { describe, test } from "node:test";
+import { eventFromJson } from "../../src/demo/index.js";
+import { CLI_PATH, freePort } from "../../src/testkit/index.js";
+
+function client(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI_PATH, "client", ...args],
+      { env: { ...process.env, ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("fencelock client, failures", () => {
+  test("bad flags: a message naming the flag, exit code 2, nothing else done", async () => {
+    const cases = [
+      [["3"], /give the client number, 1 or 2 \(got 3\)/],
+      [["1", "--pause", "forever"], /bad pause "forever"/],
+      [["2", "--ttl", "1.5"], /--ttl must be whole seconds/],
+      [["2", "--endpoints", "http://x"], /--endpoints must be host:port/],
+      [["2", "--storage", "ftp://x"], /--storage must be an http:\/\/ URL/],
+    ] as const;
+    const results = await Promise.all(cases.map(([args]) => client([...args])));
+    for (const [i, [args, message]] of cases.entries()) {
+      const r = results[i];
+      assert.equal(r?.code, 2, args.join(" "));
+      assert.match(r?.stderr ?? "", message);
+      assert.equal(r?.stdout, "");
+    }
+  });
+
+  test("no lock service: an error event and exit code 1; FENCELOCK_EVENTS=json gives JSON lines", async () => {
+    const port = await freePort();
+    const r = await client(["2", "--endpoints", `127.0.0.1:${port}`, "--timeout", "2"], {
+      FENCELOCK_EVENTS: "json",
+    });
+    assert.equal(r.code, 1);
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => eventFromJson(l));
+    assert.deepEqual(
+      events.map((e) => e?.kind),
+      ["start", "error", "exit"],
+    );
+    assert.match(
+      events[1]?.what ?? "",
+      new RegExp(`failed to reach the lock service at 127\\.0\\.0\\.1:${port}`),
+    );
+    assert.equal(events[2]?.exitCode, 1);
+  });
+});
