@@ -59,6 +59,7 @@ export class Session {
   /** Aborts with `SessionExpiredError` (reason `expired`, `revoked`, `not_found` or `closed`) when the session ends. */
   readonly signal: AbortSignal;
   private readonly controller = new AbortController();
+  /** Local deadline on the monotonic clock (`performance.now()`), which wall-clock steps cannot move. */
   private deadline: number;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
@@ -103,14 +104,14 @@ export class Session {
     onClose: (session: Session) => void,
   ): Promise<Session> {
     const ttl = checkTtl(options.ttl ?? 10);
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const res = await transport.unary<LeaseGrantResponse>(
       "Lease",
       "LeaseGrant",
       { TTL: toWire(BigInt(ttl)), ID: "0" },
       {
         signal: options.signal,
-        deadline: options.timeoutMs === undefined ? undefined : sentAt + options.timeoutMs,
+        deadline: options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs,
         // A repeated grant leaves at most an unused lease behind, which expires after its TTL.
         idempotent: true,
       },
@@ -124,7 +125,7 @@ export class Session {
    * before I/O, not a guarantee: the lease can end a moment later. Only fencing is a guarantee.
    */
   isLive(): boolean {
-    return !this.signal.aborted && Date.now() < this.deadline;
+    return !this.signal.aborted && performance.now() < this.deadline;
   }
 
   /** A mutex named `name` using this session's lease. Cheap; mutexes of the same name share a local queue. */
@@ -227,19 +228,19 @@ export class Session {
 
   private armDeadline(): void {
     clearTimeout(this.deadlineTimer);
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, this.deadline - Date.now()));
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, this.deadline - performance.now()));
     this.deadlineTimer = setTimeout(() => this.checkDeadline(), delay);
   }
 
   private checkDeadline(): void {
-    if (Date.now() >= this.deadline) this.end("expired");
+    if (performance.now() >= this.deadline) this.end("expired");
     else this.armDeadline();
   }
 
   private sendKeepAlive(): void {
     const stream = this.stream;
     if (!stream || this.signal.aborted) return;
-    const now = Date.now();
+    const now = performance.now();
     const oldest = this.pending[0];
     // No answer for a whole interval: the member is frozen or cut off without closing the stream.
     if (oldest !== undefined && now - oldest >= (this.ttl * 1000) / 3) {
@@ -259,7 +260,7 @@ export class Session {
   private onAck(res: LeaseKeepAliveResponse): void {
     const sentAt = this.pending.shift();
     if (this.signal.aborted || sentAt === undefined) return;
-    const now = Date.now();
+    const now = performance.now();
     // An ack that arrives after the deadline (say, after a freeze) cannot revive the session.
     if (now >= this.deadline) {
       this.end("expired");
