@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, test } from "node:test";
+import { run } from "../../src/cli/commands/client.js";
 import { eventFromJson } from "../../src/demo/index.js";
 import { CLI_PATH, freePort } from "../../src/testkit/index.js";
 
@@ -23,21 +24,25 @@ function client(
 }
 
 describe("fencelock client, failures", () => {
-  test("bad flags: a message naming the flag, exit code 2, nothing else done", async () => {
+  test("bad flags: a message naming the flag, exit code 2, nothing else done", async (t) => {
+    const errors = t.mock.method(console, "error", () => {});
+    const logs = t.mock.method(console, "log", () => {});
+    const stdout = t.mock.method(process.stdout, "write", () => true);
     const cases = [
       [["3"], /give the client number, 1 or 2 \(got 3\)/],
       [["1", "--pause", "forever"], /bad pause "forever"/],
       [["2", "--ttl", "1.5"], /--ttl must be whole seconds/],
       [["2", "--endpoints", "http://x"], /--endpoints must be host:port/],
       [["2", "--storage", "ftp://x"], /--storage must be an http:\/\/ URL/],
+      [["2", "--bogus"], /Unknown option '--bogus'/],
     ] as const;
-    const results = await Promise.all(cases.map(([args]) => client([...args])));
-    for (const [i, [args, message]] of cases.entries()) {
-      const r = results[i];
-      assert.equal(r?.code, 2, args.join(" "));
-      assert.match(r?.stderr ?? "", message);
-      assert.equal(r?.stdout, "");
+    for (const [args, message] of cases) {
+      errors.mock.resetCalls();
+      assert.equal(await run([...args]), 2, args.join(" "));
+      assert.match(String(errors.mock.calls[0]?.arguments[0]), message);
     }
+    assert.equal(logs.mock.callCount(), 0);
+    assert.equal(stdout.mock.callCount(), 0, "nothing started, nothing reported");
   });
 
   test("no lock service: an error event and exit code 1; FENCELOCK_EVENTS=json gives JSON lines", async () => {
