@@ -1,6 +1,7 @@
 /**
  * lockd: a durable single-node server for the etcd v3 gRPC subset that locks, leases and watches need.
  */
+export type { SyncMode } from "./db.js";
 export { EtcdError, errors, LockdStorageError } from "./errors.js";
 export { type LockdOptions, type LockdServer, LockdStartError, startLockdServer } from "./server.js";
 export { API_VERSION, type Log } from "./services.js";

@@ -5,13 +5,13 @@
  */
 import type { KeyValue, RangeRequest } from "../proto/index.js";
 import { fromWire, SortOrder, SortTarget, toWire } from "../proto/index.js";
-import { type Kv, kvToWire } from "./kv.js";
+import { type Kv, kvToWire, kvValue, type ValueLoader } from "./kv.js";
 
 function cmpBig(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function comparator(target: number): (a: Kv, b: Kv) => number {
+function comparator(target: number, load: ValueLoader): (a: Kv, b: Kv) => number {
   switch (target) {
     case SortTarget.VERSION:
       return (a, b) => cmpBig(a.version, b.version);
@@ -20,14 +20,22 @@ function comparator(target: number): (a: Kv, b: Kv) => number {
     case SortTarget.MOD:
       return (a, b) => cmpBig(a.modRev, b.modRev);
     case SortTarget.VALUE:
-      return (a, b) => Buffer.compare(a.value, b.value);
+      return (a, b) => {
+        const x = kvValue(a, load);
+        const y = kvValue(b, load);
+        return x < y ? -1 : x > y ? 1 : 0;
+      };
     default:
       return (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   }
 }
 
 /** The body of a RangeResponse (without header) for `all`, the keys of the range in key order. */
-export function rangeResult(req: RangeRequest, all: Kv[]): { kvs: KeyValue[]; more: boolean; count: string } {
+export function rangeResult(
+  req: RangeRequest,
+  all: Kv[],
+  load: ValueLoader,
+): { kvs: KeyValue[]; more: boolean; count: string } {
   const count = toWire(BigInt(all.length));
   if (req.count_only) return { kvs: [], more: false, count };
   const maxMod = fromWire(req.max_mod_revision);
@@ -48,7 +56,7 @@ export function rangeResult(req: RangeRequest, all: Kv[]): { kvs: KeyValue[]; mo
   let order = req.sort_order ?? SortOrder.NONE;
   if (target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
   if (order !== SortOrder.NONE) {
-    const cmp = comparator(target);
+    const cmp = comparator(target, load);
     kvs = kvs === all ? [...kvs] : kvs;
     // Array sort is stable: equal elements keep key order, as Go's sort does on small inputs.
     kvs.sort(order === SortOrder.DESCEND ? (a, b) => cmp(b, a) : cmp);
@@ -59,5 +67,5 @@ export function rangeResult(req: RangeRequest, all: Kv[]): { kvs: KeyValue[]; mo
     kvs = kvs.slice(0, Number(limit));
     more = true;
   }
-  return { kvs: kvs.map((kv) => kvToWire(kv, req.keys_only)), more, count };
+  return { kvs: kvs.map((kv) => kvToWire(kv, load, req.keys_only)), more, count };
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/index.js";
 import { FencelockError } from "../shared/errors.js";
+import type { SyncMode } from "./db.js";
 import {
   authHandlers,
   clusterHandlers,
@@ -29,6 +30,8 @@ export interface LockdOptions {
   dataDir?: string;
   /** Keep everything in memory: nothing survives the process. For tests and demos. */
   memory?: boolean;
+  /** "full" (default): fsync every commit; "normal": survive a killed process, not a power loss. */
+  sync?: SyncMode;
   /** Revisions of history kept for watches and past reads; older ones are compacted. Default 10,000. */
   retentionRevisions?: bigint;
   /** How often auto-compaction runs, in ms; default 10 s. */
@@ -94,7 +97,12 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     dataPath = join(options.dataDir, "lockd.db");
   }
   const maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
-  const store = new Store({ path: dataPath, maxRequestBytes, quotaBytes: options.quotaBytes });
+  const store = new Store({
+    path: dataPath,
+    maxRequestBytes,
+    quotaBytes: options.quotaBytes,
+    sync: options.sync,
+  });
   const hub = new WatchHub(options.maxWatchers ?? 10_000);
   store.onCommit = (revisions) => hub.dispatch(revisions);
 

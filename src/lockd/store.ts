@@ -31,19 +31,22 @@ import type {
   TxnResponse,
 } from "../proto/index.js";
 import { CompareResult, CompareTarget, fromWire, toWire } from "../proto/index.js";
-import { LockdDb } from "./db.js";
+import { LockdDb, type SyncMode } from "./db.js";
 import { EtcdError, errors } from "./errors.js";
 import { type KeyRange, type KeyString, keyBytes, keyOf, keyRange } from "./keys.js";
 import {
   type ChangeEvent,
   DELETE,
   EMPTY,
+  INLINE_VALUE_BYTES,
   type Kv,
   kvOfRow,
   kvToWire,
+  kvValue,
   PUT,
   type RevisionChanges,
   tombstone,
+  type ValueLoader,
 } from "./kv.js";
 import { rangeResult } from "./range-result.js";
 import { SortedKeys } from "./sorted-keys.js";
@@ -62,6 +65,8 @@ export interface StoreOptions {
   quotaBytes?: number;
   /** Smallest lease TTL granted, in seconds; default 1. */
   minLeaseTtl?: bigint;
+  /** When a commit is durable: see `SyncMode`. Default "full". */
+  sync?: SyncMode;
 }
 
 interface LeaseState {
@@ -92,14 +97,14 @@ interface Path {
 /** The changes of one request, all at revision `beginRev + 1`. */
 class Writer {
   readonly events: ChangeEvent[] = [];
-  constructor(readonly beginRev: bigint) {}
-  /** The revision of this request's changes. */
-  get rev(): bigint {
-    return this.beginRev + 1n;
+  /** The revision of this request's changes; one bigint shared by every key it writes. */
+  readonly rev: bigint;
+  constructor(readonly beginRev: bigint) {
+    this.rev = beginRev + 1n;
   }
   /** The revision the key index shows now: including this request's changes, if any. */
   get readRev(): bigint {
-    return this.events.length > 0 ? this.beginRev + 1n : this.beginRev;
+    return this.events.length > 0 ? this.rev : this.beginRev;
   }
 }
 
@@ -137,7 +142,7 @@ export class Store {
 
   /** Opens the database and rebuilds the index from it. Throws `LockdStorageError` if it cannot. */
   constructor(options: StoreOptions) {
-    this.db = new LockdDb(options.path);
+    this.db = new LockdDb(options.path, options.sync ?? "full");
     this.maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
     this.quotaBytes = options.quotaBytes ?? 256 * 1024 * 1024;
     this.minLeaseTtl = options.minLeaseTtl ?? 1n;
@@ -172,6 +177,10 @@ export class Store {
     return this.db.size();
   }
 
+  /** Reads a value that is not kept in memory from the key's row in history (always kept while live). */
+  readonly loadValue: ValueLoader = (kv) =>
+    this.db.valueAt(keyBytes(kv.key), kv.modRev)?.toString("latin1") ?? "";
+
   /** A top-level response header at `rev`. */
   header(rev: bigint = this.revision): ResponseHeader {
     return {
@@ -188,13 +197,17 @@ export class Store {
     this.liveBytes = 0;
     const keys: KeyString[] = [];
     for (const row of this.db.latest()) {
-      const kv = kvOfRow(row);
+      const kv = kvOfRow(row, false);
       this.live.set(kv.key, kv);
       keys.push(kv.key);
-      this.liveBytes += kv.key.length + kv.value.length;
+      this.liveBytes += kv.key.length + kv.size;
     }
     this.sorted.reset(keys);
-    this.revision = this.db.meta("revision") ?? 1n;
+    // The revision is that of the newest history row, or the one recorded when compaction may have
+    // removed that row: never lower than any revision ever acknowledged.
+    const recorded = this.db.meta("revision") ?? 1n;
+    const newest = this.db.newestRev() ?? 0n;
+    this.revision = recorded > newest ? recorded : newest;
     this.compacted = this.db.meta("compact_revision") ?? -1n;
     const now = Date.now();
     for (const { id, ttl } of this.db.leases()) {
@@ -254,7 +267,6 @@ export class Store {
   private commit(batch: Batch): void {
     if (this.batch !== batch) return;
     try {
-      this.db.setMeta("revision", this.revision);
       this.db.commit();
     } catch (err) {
       this.failBatch(err);
@@ -299,7 +311,7 @@ export class Store {
       for (const key of this.sorted.scan(range)) out.push(this.live.get(key) as Kv);
       return out;
     }
-    return this.db.rangeAt(range, rev).map(kvOfRow);
+    return this.db.rangeAt(range, rev).map((row) => kvOfRow(row));
   }
 
   private rangeAt(req: RangeRequest, currentRev: bigint): RangeResponse {
@@ -308,7 +320,7 @@ export class Store {
     const rev = asked > 0n ? asked : currentRev;
     if (rev < this.compacted) throw errors.compacted();
     const all = this.keysAt(keyRange(req.key, req.range_end), rev, currentRev);
-    return { header: innerHeader(currentRev), ...rangeResult(req, all) };
+    return { header: innerHeader(currentRev), ...rangeResult(req, all, this.loadValue) };
   }
 
   /** KV.Range. */
@@ -324,14 +336,19 @@ export class Store {
   private putIn(w: Writer, req: PutRequest): PutResponse {
     const key = keyOf(req.key);
     const prev = this.live.get(key);
-    const value = req.ignore_value ? (prev as Kv).value : (req.value ?? EMPTY);
-    const lease = req.ignore_lease ? (prev as Kv).lease : fromWire(req.lease);
+    const bytes = req.ignore_value
+      ? Buffer.from(kvValue(prev as Kv, this.loadValue), "latin1")
+      : (req.value ?? EMPTY);
+    const asked = req.ignore_lease ? (prev as Kv).lease : fromWire(req.lease);
+    // The lease's own id object, so that keys share it.
+    const lease = asked === 0n ? 0n : (this.leaseMap.get(asked)?.id ?? asked);
     const kv: Kv = {
       key,
       createRev: prev ? prev.createRev : w.rev,
       modRev: w.rev,
       version: prev ? prev.version + 1n : 1n,
-      value,
+      value: bytes.length <= INLINE_VALUE_BYTES ? bytes.toString("latin1") : null,
+      size: bytes.length,
       lease,
     };
     this.ensureBatch();
@@ -341,16 +358,19 @@ export class Store {
       sub: BigInt(w.events.length),
       create_rev: kv.createRev,
       version: kv.version,
-      value,
+      value: bytes,
       lease,
     });
     if (prev && prev.lease !== 0n && prev.lease !== lease) this.leaseMap.get(prev.lease)?.keys.delete(key);
     if (lease !== 0n) this.leaseMap.get(lease)?.keys.add(key);
     if (!prev) this.sorted.add(key);
     this.live.set(key, kv);
-    this.liveBytes += key.length + value.length - (prev ? prev.key.length + prev.value.length : 0);
+    this.liveBytes += key.length + kv.size - (prev ? prev.key.length + prev.size : 0);
     w.events.push({ type: PUT, kv, prev });
-    return { header: innerHeader(w.rev), prev_kv: req.prev_kv && prev ? kvToWire(prev) : null };
+    return {
+      header: innerHeader(w.rev),
+      prev_kv: req.prev_kv && prev ? kvToWire(prev, this.loadValue) : null,
+    };
   }
 
   private deleteKeys(w: Writer, keys: KeyString[]): Kv[] {
@@ -370,7 +390,7 @@ export class Store {
       if (prev.lease !== 0n) this.leaseMap.get(prev.lease)?.keys.delete(key);
       this.live.delete(key);
       this.sorted.delete(key);
-      this.liveBytes -= key.length + prev.value.length;
+      this.liveBytes -= key.length + prev.size;
       w.events.push({ type: DELETE, kv: tombstone(key, w.rev), prev });
       deleted.push(prev);
     }
@@ -383,7 +403,7 @@ export class Store {
     return {
       header: innerHeader(w.readRev),
       deleted: toWire(BigInt(deleted.length)),
-      prev_kvs: req.prev_kv ? deleted.map((kv) => kvToWire(kv)) : [],
+      prev_kvs: req.prev_kv ? deleted.map((kv) => kvToWire(kv, this.loadValue)) : [],
     };
   }
 
@@ -425,7 +445,7 @@ export class Store {
       kvs.push(tombstone("", 0n));
     }
     return kvs.every((kv) => {
-      const r = compareTarget(c, kv);
+      const r = compareTarget(c, kv, this.loadValue);
       switch (c.result) {
         case CompareResult.EQUAL:
           return r === 0;
@@ -525,6 +545,7 @@ export class Store {
     this.ensureBatch();
     this.db.compact(rev);
     this.db.setMeta("compact_revision", rev);
+    this.db.setMeta("revision", this.revision);
     this.compacted = rev;
   }
 
@@ -659,7 +680,7 @@ export class Store {
   }
 }
 
-function compareTarget(c: Compare, kv: Kv): number {
+function compareTarget(c: Compare, kv: Kv, load: ValueLoader): number {
   const num = (field: "version" | "create_revision" | "mod_revision" | "lease") =>
     c.target_union === field ? fromWire(c[field]) : 0n;
   const big = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
@@ -672,7 +693,10 @@ function compareTarget(c: Compare, kv: Kv): number {
       return big(kv.modRev, num("mod_revision"));
     case CompareTarget.LEASE:
       return big(kv.lease, num("lease"));
-    default:
-      return Buffer.compare(kv.value, c.target_union === "value" ? (c.value ?? EMPTY) : EMPTY);
+    default: {
+      const want = c.target_union === "value" ? (c.value ?? EMPTY).toString("latin1") : "";
+      const have = kvValue(kv, load);
+      return have < want ? -1 : have > want ? 1 : 0;
+    }
   }
 }

@@ -154,7 +154,7 @@ export class WatchStream {
         this.send(
           this.response({
             watch_id: toWire(w.id),
-            events: events.map((ev) => eventToWire(ev, w.options.prevKv)),
+            events: events.map((ev) => eventToWire(ev, w.options.prevKv, this.store.loadValue)),
           }),
         );
       }
@@ -165,7 +165,10 @@ export class WatchStream {
   private deliver(w: Watcher, rev: bigint, events: ChangeEvent[]): void {
     this.send(
       this.response(
-        { watch_id: toWire(w.id), events: events.map((ev) => eventToWire(ev, w.options.prevKv)) },
+        {
+          watch_id: toWire(w.id),
+          events: events.map((ev) => eventToWire(ev, w.options.prevKv, this.store.loadValue)),
+        },
         rev,
       ),
     );

@@ -709,6 +709,63 @@ export function conformanceSuite(backend: string, start: () => Promise<Backend>)
       w.close();
     });
 
+    test("long values: get, compare, sort, ignore_value, prev_kv, watch, history", async () => {
+      const p = prefix();
+      const long = (c: string) => c.repeat(1000);
+      const r0 = await current();
+      await put(`${p}a`, long("b"));
+      await put(`${p}b`, long("a"));
+      await put(`${p}a`, long("c"), { prev_kv: true });
+      const w = raw.watch();
+      w.create({
+        key: b(p),
+        range_end: b(`${p.slice(0, -1)}0`),
+        start_revision: `${r0 + 1n}`,
+        prev_kv: true,
+      });
+      await w.next();
+      const evs = (await w.events(3)).flatMap((r) => r.events);
+      assert.deepEqual(
+        evs.map((e) => [e.kv?.value.toString(), e.prev_kv?.value.toString() ?? null]),
+        [
+          [long("b"), null],
+          [long("a"), null],
+          [long("c"), long("b")],
+        ],
+      );
+      const end = b(`${p.slice(0, -1)}0`);
+      const sorted = await range({ key: b(p), range_end: end, sort_target: 4, sort_order: 2 });
+      assert.deepEqual(
+        sorted.kvs.map((kv) => kv.value.toString()),
+        [long("c"), long("a")],
+      );
+      const cmp = async (value: string, result: number) =>
+        (await txn({ compare: [{ key: b(`${p}a`), target: 3, result, value: b(value) }] })).succeeded;
+      assert.deepEqual(
+        [await cmp(long("c"), 0), await cmp(long("b"), 1), await cmp(long("d"), 2)],
+        [true, true, true],
+      );
+      const kept = await put(`${p}a`, "", { ignore_value: true, prev_kv: true });
+      assert.equal(kept.prev_kv?.value.toString(), long("c"));
+      const now = (await range({ key: b(`${p}a`) })).kvs[0] as KeyValue;
+      assert.deepEqual([now.value.toString(), now.version], [long("c"), "3"]);
+      const past = await range({ key: b(`${p}a`), revision: `${r0 + 1n}` });
+      assert.equal(past.kvs[0]?.value.toString(), long("b"));
+      await put(`${p}b`, "short", { prev_kv: true });
+      const gone = await del({ key: b(`${p}a`), prev_kv: true });
+      assert.equal(gone.prev_kvs[0]?.value.toString(), long("c"));
+      const tail = (await w.events(3)).flatMap((r) => r.events);
+      assert.deepEqual(
+        tail.map((e) => [e.type, e.kv?.value.toString().length, e.prev_kv?.value.toString().length]),
+        [
+          [0, 1000, 1000],
+          [0, 5, 1000],
+          [1, 0, 1000],
+        ],
+      );
+      w.close();
+    });
+
     test("cluster member list and maintenance status", async () => {
       const members = await raw.call<MemberListResponse>("Cluster", "MemberList", {});
       assert.equal(members.members.length, 1);

@@ -9,12 +9,15 @@ import { startLockdServer } from "../../lockd/index.js";
 /** One line for `fencelock --help`. */
 export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
 
-const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--retention N]
+const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--sync full|normal] [--retention N]
 
   --listen HOST:PORT   address to serve on (default 127.0.0.1:2379; port 0 picks a free one)
   --data DIR           database directory (default $XDG_STATE_HOME/fencelock/lockd,
                        else ~/.local/state/fencelock/lockd)
   --memory             keep everything in memory; nothing survives the process
+  --sync full|normal   full (default): fsync every commit, survives power loss;
+                       normal: a reply means the write is in the OS, survives kill -9 but not
+                       a power loss or OS crash (much faster on slow disks)
   --retention N        revisions of history kept for watches and past reads (default 10000)
 
 Prints {"event":"listening","host":...,"port":...} on standard output once it serves.`;
@@ -33,7 +36,14 @@ function parseListen(listen: string): { host: string; port: number } | undefined
 
 /** Runs the subcommand; resolves with the exit code once the node has stopped. */
 export async function run(argv: string[]): Promise<number> {
-  let values: { listen?: string; data?: string; memory?: boolean; retention?: string; help?: boolean };
+  let values: {
+    listen?: string;
+    data?: string;
+    memory?: boolean;
+    sync?: string;
+    retention?: string;
+    help?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -41,6 +51,7 @@ export async function run(argv: string[]): Promise<number> {
         listen: { type: "string" },
         data: { type: "string" },
         memory: { type: "boolean" },
+        sync: { type: "string" },
         retention: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -64,6 +75,10 @@ export async function run(argv: string[]): Promise<number> {
     console.error("fencelock lockd: --data and --memory exclude each other");
     return 2;
   }
+  if (values.sync !== undefined && values.sync !== "full" && values.sync !== "normal") {
+    console.error(`fencelock lockd: --sync must be full or normal, got "${values.sync}"`);
+    return 2;
+  }
   if (values.retention !== undefined && !/^[1-9]\d{0,17}$/.test(values.retention)) {
     console.error(`fencelock lockd: --retention must be a positive integer, got "${values.retention}"`);
     return 2;
@@ -72,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
     host: listen.host,
     port: listen.port,
     memory: values.memory,
+    sync: values.sync as "full" | "normal" | undefined,
     dataDir: values.memory ? undefined : (values.data ?? defaultDataDir()),
     retentionRevisions: values.retention === undefined ? undefined : BigInt(values.retention),
   });
