@@ -9,7 +9,7 @@ const DOC = new URL("../../../docs/errors.md", import.meta.url);
 test("docs/errors.md documents exactly the error registry", () => {
   const rows = readFileSync(DOC, "utf8")
     .split("\n")
-    .map((line) => /^\| `([A-Z_]+)` \| (\d{3}) \| (.+?) \|$/.exec(line))
+    .map((line) => /^\|\s*`([A-Z_]+)`\s*\|\s*(\d{3})\s*\|\s*(.+?)\s*\|$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ code: m[1], status: Number(m[2]), title: m[3] }));
   assert.deepEqual(
