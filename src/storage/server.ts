@@ -91,7 +91,7 @@ export class StorageServer {
 
   /**
    * Starts listening (default 127.0.0.1:8080; port 0 picks a free port) and resolves with the real
-   * address. Rejects if the port cannot be bound.
+   * address. Rejects if the port cannot be bound, or on a second call while listening.
    */
   listen(port = 8080, host = "127.0.0.1"): Promise<ListenAddress> {
     return new Promise((resolve, reject) => {

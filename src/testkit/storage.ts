@@ -49,6 +49,7 @@ export interface StorageHandle {
 /**
  * Starts a storage server and resolves once it is listening. Rejects with `LaunchError` if it exits
  * first, the timeout passes or `signal` aborts; its temporary directory is removed before it rejects.
+ * Every call starts a new server.
  */
 export async function startStorage(options: StorageOptions = {}): Promise<StorageHandle> {
   const temp: TempDir | undefined =
