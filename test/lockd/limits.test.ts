@@ -4,10 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { type LockdServer, startLockdServer } from "../../src/lockd/index.js";
+import { errors, type LockdServer, startLockdServer } from "../../src/lockd/index.js";
 import type { PutResponse, RangeResponse } from "../../src/proto/index.js";
 import { CLI_PATH } from "../../src/testkit/index.js";
 import { Raw, rpcError } from "./raw.js";
@@ -143,6 +144,30 @@ describe("lockd bounds and bad input", { timeout: 60_000 }, () => {
       details: "etcdserver: authentication is not enabled",
     });
     assert.deepEqual(logged, []);
+  });
+
+  test("docs/lockd.md lists every error of the registry with its gRPC status and message", () => {
+    const doc = readFileSync(new URL("../../../docs/lockd.md", import.meta.url), "utf8");
+    const names = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name]));
+    const rows = new Set(
+      doc
+        .split("\n")
+        .filter((l) => l.startsWith("| `"))
+        .map((l) =>
+          l
+            .split("|")
+            .slice(1, -1)
+            .map((c) => c.trim())
+            .join(" | "),
+        ),
+    );
+    for (const make of Object.values(errors)) {
+      const err = make("(what was wrong)");
+      assert.ok(
+        rows.has(`\`${err.code}\` | ${names[err.grpcCode]} | ${err.message}`),
+        `${err.code} is not documented`,
+      );
+    }
   });
 
   test("the CLI rejects bad flags with exit code 2 and documents them", () => {
