@@ -2,11 +2,13 @@
  * A TCP proxy of ours that sits between one worker and one lock-service endpoint, so a partition can be
  * made on loopback: `partition("blackhole")` stops forwarding in both directions (bytes wait in the kernel
  * buffers, as behind a cable that was pulled; new connections are accepted but not connected), and
- * `partition("reset")` resets every connection and refuses new ones. `heal()` restores forwarding.
+ * `partition("reset")` drops every connection and closes new ones at once. `heal()` restores forwarding.
+ * Connections are dropped with `destroy()`, not `resetAndDestroy()`: on Node 20 a reset socket could
+ * leave a handle that never closes, and the process then spun at exit.
  */
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 
-/** How a partition behaves. */
+/** How a partition behaves: stall every byte, or drop every connection. */
 export type PartitionMode = "blackhole" | "reset";
 
 interface Pair {
@@ -57,7 +59,7 @@ export class PartitionProxy {
   partition(mode: PartitionMode): void {
     this.mode = mode;
     for (const pair of [...this.pairs]) {
-      if (mode === "reset") this.drop(pair, true);
+      if (mode === "reset") this.drop(pair);
       else {
         pair.client.pause();
         pair.upstream?.pause();
@@ -80,7 +82,7 @@ export class PartitionProxy {
   /** Stops listening and destroys every connection. Safe to call twice. */
   async close(): Promise<void> {
     this.mode = undefined;
-    for (const pair of [...this.pairs]) this.drop(pair, false);
+    for (const pair of [...this.pairs]) this.drop(pair);
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -90,13 +92,13 @@ export class PartitionProxy {
   private accept(client: Socket): void {
     this.accepted++;
     if (this.mode === "reset") {
-      client.resetAndDestroy();
+      client.destroy();
       return;
     }
     const pair: Pair = { client, upstream: undefined };
     this.pairs.add(pair);
-    client.on("error", () => this.drop(pair, false));
-    client.on("close", () => this.drop(pair, false));
+    client.on("error", () => this.drop(pair));
+    client.on("close", () => this.drop(pair));
     if (this.mode === undefined) this.connectUpstream(pair);
   }
 
@@ -104,8 +106,8 @@ export class PartitionProxy {
     const [host, port] = splitHostPort(this.target);
     const upstream = tcpConnect({ host, port });
     pair.upstream = upstream;
-    upstream.on("error", () => this.drop(pair, true));
-    upstream.on("close", () => this.drop(pair, false));
+    upstream.on("error", () => this.drop(pair));
+    upstream.on("close", () => this.drop(pair));
     upstream.once("connect", () => {
       forward(pair.client, upstream, () => this.mode === "blackhole");
       forward(upstream, pair.client, () => this.mode === "blackhole");
@@ -113,10 +115,9 @@ export class PartitionProxy {
     });
   }
 
-  private drop(pair: Pair, reset: boolean): void {
+  private drop(pair: Pair): void {
     if (!this.pairs.delete(pair)) return;
-    if (reset) pair.client.resetAndDestroy();
-    else pair.client.destroy();
+    pair.client.destroy();
     pair.upstream?.destroy();
   }
 }
