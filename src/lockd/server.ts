@@ -86,7 +86,11 @@ function bind(server: grpc.Server, address: string): Promise<number> {
   });
 }
 
-/** Starts a node and resolves once it listens. Rejects with `LockdStartError` or `LockdStorageError`. */
+/**
+ * Starts a node and resolves once it listens. Rejects with `LockdStartError` (bad address, port in use)
+ * or `LockdStorageError` (unusable database), having released what it opened. It takes no signal: it
+ * only opens a file and binds a port, neither of which waits on anything. Every call starts a new node.
+ */
 export async function startLockdServer(options: LockdOptions = {}): Promise<LockdServer> {
   const log = options.log ?? stderrLog;
   const host = options.host ?? "127.0.0.1";
@@ -102,9 +106,18 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     maxRequestBytes,
     quotaBytes: options.quotaBytes,
     sync: options.sync,
+    onBroken: (err) => log("storage-broken", { error: String(err) }),
   });
   const hub = new WatchHub(options.maxWatchers ?? 10_000);
-  store.onCommit = (revisions) => hub.dispatch(revisions);
+  store.onCommit = (revisions) => {
+    try {
+      hub.dispatch(revisions);
+    } catch (err) {
+      log("watch-dispatch-failed", {
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      });
+    }
+  };
 
   // Room for the gRPC framing around the largest request, as etcd allows.
   const server = new grpc.Server({ "grpc.max_receive_message_length": maxRequestBytes + 512 * 1024 });

@@ -67,6 +67,11 @@ export interface StoreOptions {
   minLeaseTtl?: bigint;
   /** When a commit is durable: see `SyncMode`. Default "full". */
   sync?: SyncMode;
+  /**
+   * Called if the database cannot even be read back after a failed commit; the store then refuses every
+   * request ("server stopped") instead of serving an index it cannot trust.
+   */
+  onBroken?: (err: unknown) => void;
 }
 
 interface LeaseState {
@@ -131,6 +136,7 @@ export class Store {
   private readonly maxRequestBytes: number;
   private readonly quotaBytes: number;
   private readonly minLeaseTtl: bigint;
+  private readonly onBroken: (err: unknown) => void;
   private readonly live = new Map<KeyString, Kv>();
   private readonly sorted = new SortedKeys();
   private readonly leaseMap = new Map<bigint, LeaseState>();
@@ -146,6 +152,7 @@ export class Store {
     this.maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
     this.quotaBytes = options.quotaBytes ?? 256 * 1024 * 1024;
     this.minLeaseTtl = options.minLeaseTtl ?? 1n;
+    this.onBroken = options.onBroken ?? (() => {});
     this.db.begin();
     this.clusterId = this.db.meta("cluster_id") ?? randomId();
     this.memberId = this.db.meta("member_id") ?? randomId();
@@ -283,11 +290,13 @@ export class Store {
     this.batch = undefined;
     try {
       this.db.rollback();
-    } finally {
       this.load();
-      for (const p of batch?.pending ?? []) p.reject(errors.storageFailed(cause));
-      for (const fn of batch?.idle ?? []) fn();
+    } catch (err) {
+      this.closed = true;
+      this.onBroken(err);
     }
+    for (const p of batch?.pending ?? []) p.reject(errors.storageFailed(cause));
+    for (const fn of batch?.idle ?? []) fn();
   }
 
   private finish(w: Writer): void {
@@ -673,8 +682,7 @@ export class Store {
 
   /** Commits what is pending and closes the database. Later requests fail with "server stopped". */
   close(): void {
-    if (this.closed) return;
-    if (this.batch) this.commit(this.batch);
+    if (!this.closed && this.batch) this.commit(this.batch);
     this.closed = true;
     this.db.close();
   }

@@ -65,7 +65,7 @@ export class WatchStream {
   }
 
   private send(res: WatchResponse): void {
-    if (this.closed) return;
+    if (this.closed || !this.call.writable) return;
     if (this.call.writableLength > this.limits.maxQueued) {
       this.call.emit("error", {
         code: status.RESOURCE_EXHAUSTED,
