@@ -4,6 +4,7 @@
  * one per write (every write is a legitimate, accepted fenced write).
  */
 import { Agent, request } from "node:http";
+import { connect } from "node:net";
 
 /** Figures of one run. */
 export interface LoadResult {
@@ -73,6 +74,67 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   await Promise.all(Array.from({ length: options.connections }, (_, i) => worker(i)));
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
+  const recorded = latencies.subarray(0, Math.min(writes, maxWrites)).sort();
+  const pct = (p: number) => recorded[Math.min(recorded.length - 1, Math.floor(recorded.length * p))] ?? 0;
+  return { writes, errors, seconds, writesPerSecond: writes / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99) };
+}
+
+/**
+ * The same load from a minimal client: each connection is a plain TCP socket that writes a prebuilt
+ * HTTP/1.1 request and reads the reply by its Content-Length, one request in flight per connection.
+ * It costs far less CPU than `node:http`'s client, so it shows what the server does when the client is
+ * not the bottleneck.
+ */
+export async function runRawLoad(options: LoadOptions): Promise<LoadResult> {
+  const maxWrites = options.maxWrites ?? 2_000_000;
+  const latencies = new Float64Array(maxWrites);
+  let writes = 0;
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + options.durationMs;
+
+  const worker = (i: number) =>
+    new Promise<void>((resolve) => {
+      const key = `${options.keyPrefix}-${i}`;
+      const socket = connect(options.port, "127.0.0.1");
+      socket.setNoDelay(true);
+      let token = 1;
+      let sentAt = 0;
+      let pending: Buffer = Buffer.alloc(0);
+      const send = () => {
+        if (performance.now() >= deadline || writes >= maxWrites) {
+          socket.end();
+          return;
+        }
+        const body = `{"op":"write","key":"${key}","val":"value ${token}","version":${token}}`;
+        token++;
+        sentAt = performance.now();
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        );
+      };
+      socket.on("connect", send);
+      socket.on("data", (chunk: Buffer) => {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        const end = pending.indexOf("\r\n\r\n");
+        if (end === -1) return;
+        const head = pending.subarray(0, end).toString("latin1");
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (pending.length < end + 4 + length) return;
+        pending = pending.subarray(end + 4 + length);
+        if (writes < maxWrites) latencies[writes] = performance.now() - sentAt;
+        writes++;
+        if (!head.startsWith("HTTP/1.1 200")) errors++;
+        send();
+      });
+      socket.on("error", () => {
+        errors++;
+        resolve();
+      });
+      socket.on("close", () => resolve());
+    });
+  await Promise.all(Array.from({ length: options.connections }, (_, i) => worker(i)));
+  const seconds = (performance.now() - started) / 1000;
   const recorded = latencies.subarray(0, Math.min(writes, maxWrites)).sort();
   const pct = (p: number) => recorded[Math.min(recorded.length - 1, Math.floor(recorded.length * p))] ?? 0;
   return { writes, errors, seconds, writesPerSecond: writes / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99) };

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { type Child, launch, listeningLine, startStorage } from "../src/testkit/index.js";
-import { type LoadResult, runLoad } from "./storage-load.js";
+import { type LoadResult, runLoad, runRawLoad } from "./storage-load.js";
 
 const CONNECTIONS = 10;
 const WARMUP_MS = 500;
@@ -23,6 +23,7 @@ interface Target {
   stop(): Promise<void>;
   rounds: LoadResult[];
   cpuMs: number;
+  raw?: LoadResult;
 }
 
 /** CPU time (user + system) a process has used so far, in ms (/proc counts 100 ticks per second). */
@@ -132,6 +133,28 @@ async function main(): Promise<void> {
       }
     }
     for (const line of table(targets)) console.log(line);
+
+    // The same servers once more, from a client that costs almost nothing (see runRawLoad).
+    for (const t of targets) {
+      t.raw = await runRawLoad({
+        port: t.port,
+        connections: CONNECTIONS,
+        durationMs: ROUND_MS,
+        keyPrefix: "raw",
+      });
+    }
+    const rawBase = (targets[0] as Target).raw as LoadResult;
+    console.log(
+      "\nsame servers, minimal raw-socket client (10 connections, one request in flight each, one round):",
+    );
+    for (const t of targets) {
+      const r = t.raw as LoadResult;
+      const ratio = (r.writesPerSecond / rawBase.writesPerSecond).toFixed(2);
+      console.log(
+        `  ${t.name.padEnd(44)} ${r.writesPerSecond.toFixed(0).padStart(7)} writes/s  p50 ${r.p50Ms.toFixed(3)} ms  ` +
+          `p99 ${r.p99Ms.toFixed(3)} ms  errors ${r.errors}  vs baseline ${ratio}`,
+      );
+    }
 
     const [, memory, durable] = targets.map((t) => median(t.rounds)) as [LoadResult, LoadResult, LoadResult];
     const check = (ok: boolean, text: string) => console.log(`${ok ? "met    " : "NOT met"}  ${text}`);
