@@ -22,6 +22,8 @@ interface Acked {
   tokens: bigint[];
   leases: Map<string, string[]>;
   maxRev: bigint;
+  /** What reads returned: each must be in the history that survives the crash. */
+  seen: { key: string; value: string; rev: bigint }[];
 }
 
 /** Runs puts and lock cycles on `workers` connections until the server dies or the bounds are hit. */
@@ -65,7 +67,33 @@ async function load(endpoint: string, round: number, acked: Acked, workers: numb
       raw.close();
     }
   };
-  await Promise.all(Array.from({ length: workers }, (_, w) => run(w)));
+  // A reader beside the writers: a read must never show a write that a crash can still take back.
+  const read = async () => {
+    const raw = new Raw(endpoint);
+    try {
+      for (let i = 0; i < 5000 && Date.now() < deadline; i++) {
+        const res = await raw.call<RangeResponse>("KV", "Range", {
+          key: b(`/crash/${round}/`),
+          range_end: b(`/crash/${round}0`),
+          sort_order: 2,
+          sort_target: 3,
+          limit: "3",
+        });
+        for (const kv of res.kvs) {
+          acked.seen.push({
+            key: kv.key.toString(),
+            value: kv.value.toString(),
+            rev: BigInt(kv.mod_revision),
+          });
+        }
+      }
+    } catch {
+      // The server was killed.
+    } finally {
+      raw.close();
+    }
+  };
+  await Promise.all([...Array.from({ length: workers }, (_, w) => run(w)), read()]);
 }
 
 describe("lockd durability", { timeout: 90_000 }, () => {
@@ -77,7 +105,7 @@ describe("lockd durability", { timeout: 90_000 }, () => {
   test("SIGKILL at random moments under load: acknowledged writes survive, revisions continue", async () => {
     const lockd = await startLockd();
     started.push(lockd);
-    const acked: Acked = { puts: new Map(), tokens: [], leases: new Map(), maxRev: 0n };
+    const acked: Acked = { puts: new Map(), tokens: [], leases: new Map(), maxRev: 0n, seen: [] };
     for (let round = 0; round < 3; round++) {
       const before = acked.maxRev;
       const ackedBefore = acked.puts.size;
@@ -98,6 +126,10 @@ describe("lockd durability", { timeout: 90_000 }, () => {
           const kv = res.kvs[0];
           assert.ok(kv, `acknowledged key ${key} (revision ${rev}) is missing after the crash`);
           assert.deepEqual([kv.value.toString(), BigInt(kv.mod_revision)], [value, rev]);
+        }
+        for (const { key, value, rev } of acked.seen.splice(0)) {
+          const res = await raw.call<RangeResponse>("KV", "Range", { key: b(key), revision: `${rev}` });
+          assert.equal(res.kvs[0]?.value.toString(), value, `a read showed ${key}@${rev}, lost in the crash`);
         }
         const after = await raw.call<PutResponse>("KV", "Put", {
           key: b(`/crash/after/${round}`),
