@@ -71,6 +71,9 @@ export class LockdDb {
         // WAL itself. Same guarantee as synchronous=FULL, but SQLite as built here would call fsync,
         // which also flushes file metadata and costs about twice as much.
         this.db.pragma("synchronous = NORMAL");
+        // Checkpoint often, so the WAL stays small and is soon rewritten in place: an fdatasync of a
+        // file that does not grow need not flush metadata, and each checkpoint stays short.
+        this.db.pragma("wal_autocheckpoint = 128");
       }
       this.db.exec(SCHEMA);
       this.syncEveryCommit = path !== ":memory:" && sync === "full";

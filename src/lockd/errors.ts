@@ -16,6 +16,13 @@ export class EtcdError extends FencelockError {
   }
 }
 
+/** The lockd server could not start (bad address, port in use, unusable data directory). */
+export class LockdStartError extends FencelockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("LOCKD_START", message, options);
+  }
+}
+
 /** lockd could not open, read or write its database. */
 export class LockdStorageError extends FencelockError {
   constructor(message: string, options?: { cause?: unknown }) {

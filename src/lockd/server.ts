@@ -6,8 +6,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/index.js";
-import { FencelockError } from "../shared/errors.js";
 import type { SyncMode } from "./db.js";
+import { LockdStartError } from "./errors.js";
 import {
   authHandlers,
   clusterHandlers,
@@ -63,13 +63,6 @@ export interface LockdServer {
    * pending and closes the database. Safe to call twice; the second call waits for the first.
    */
   close(graceMs?: number): Promise<void>;
-}
-
-/** The lockd server could not start (bad address, port in use, unusable data directory). */
-export class LockdStartError extends FencelockError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("LOCKD_START", message, options);
-  }
 }
 
 const stderrLog: Log = (event, fields) => {

@@ -4,7 +4,9 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { startLockdServer } from "../../lockd/index.js";
+// Not the lockd entry point: this module alone keeps gRPC and SQLite out of the main thread, which only
+// watches for signals while the server runs in its worker.
+import { startLockdWorker } from "../../lockd/worker-host.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
@@ -83,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`fencelock lockd: --retention must be a positive integer, got "${values.retention}"`);
     return 2;
   }
-  const server = await startLockdServer({
+  const server = await startLockdWorker({
     host: listen.host,
     port: listen.port,
     memory: values.memory,
@@ -94,15 +96,19 @@ export async function run(argv: string[]): Promise<number> {
   console.log(
     JSON.stringify({ event: "listening", host: server.host, port: server.port, data: server.dataPath }),
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve();
-    };
+  let stop = () => {};
+  const signalled = new Promise<void>((resolve) => {
+    stop = () => resolve();
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
   });
+  const crash = await Promise.race([signalled.then(() => undefined), server.crashed]);
+  process.off("SIGTERM", stop);
+  process.off("SIGINT", stop);
+  if (crash !== undefined) {
+    console.error(`fencelock lockd: the server stopped unexpectedly (${crash})`);
+    return 1;
+  }
   await server.close();
   return 0;
 }
