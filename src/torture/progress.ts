@@ -27,7 +27,7 @@ export function createProgress(stream: NodeJS.WriteStream, everyMs = 5000): Prog
   return {
     update(p) {
       if (stream.isTTY) {
-        const line = progressLine(p).slice(0, Math.max(20, (stream.columns ?? 80) - 1));
+        const line = progressLine(p).slice(0, Math.max(20, (stream.columns || 80) - 1));
         stream.write(`\r${line}\x1b[K`);
         drawn = true;
       } else if (Date.now() - lastPlain >= everyMs) {
