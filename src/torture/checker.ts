@@ -398,15 +398,26 @@ function staleReads(input: CheckInput, audit: AuditRecord[], writes: AuditRecord
     }
     max.set(a.fence, a);
   }
-  const used = new Set<number>();
+  // Index once, so that long runs stay linear-ish: fenced reads by key and token, writes by key.
+  const readsByKeyToken = new Map<string, AuditRecord[]>();
+  for (const a of audit) {
+    if (a.op !== "read" || !a.accepted || a.token === null) continue;
+    const id = `${a.key}\u0000${a.token}`;
+    const list = readsByKeyToken.get(id);
+    if (list) list.push(a);
+    else readsByKeyToken.set(id, [a]);
+  }
+  const writesByKey = new Map<string, AuditRecord[]>();
+  for (const w of writes) {
+    const list = writesByKey.get(w.key);
+    if (list) list.push(w);
+    else writesByKey.set(w.key, [w]);
+  }
   for (const op of input.ops) {
     if (op.kind !== "read" || op.outcome !== "ok" || !op.fenced || op.token === null) continue;
-    const entry = audit.find(
-      (a) => a.op === "read" && a.accepted && a.key === op.key && a.token === op.token && !used.has(a.seq),
-    );
+    const entry = readsByKeyToken.get(`${op.key}\u0000${op.token}`)?.shift();
     if (!entry) continue;
-    used.add(entry.seq);
-    const before = writes.filter((w) => w.key === op.key && w.seq < entry.seq).at(-1);
+    const before = lastBefore(writesByKey.get(op.key ?? "") ?? [], entry.seq);
     const expected = before?.value ?? null;
     if ((op.read ?? null) !== expected) {
       out.push({
@@ -418,4 +429,16 @@ function staleReads(input: CheckInput, audit: AuditRecord[], writes: AuditRecord
     }
   }
   return out;
+}
+
+/** The last entry of `sorted` (ascending by seq) with a seq below `seq`, by binary search. */
+function lastBefore(sorted: readonly AuditRecord[], seq: number): AuditRecord | undefined {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as AuditRecord).seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 ? sorted[lo - 1] : undefined;
 }
