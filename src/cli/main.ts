@@ -12,17 +12,16 @@ export interface Command {
 }
 
 const commands: Record<string, () => Promise<Command>> = {
-  storage: () => import("./commands/storage.js"),
-  cluster: () => import("./commands/cluster.js"),
-  lockd: () => import("./commands/lockd.js"),
-  torture: () => import("./commands/torture.js"),
-  client: () => import("./commands/client.js"),
   demo: () => import("./commands/demo.js"),
+  client: () => import("./commands/client.js"),
+  storage: () => import("./commands/storage.js"),
+  lockd: () => import("./commands/lockd.js"),
+  cluster: () => import("./commands/cluster.js"),
+  torture: () => import("./commands/torture.js"),
 };
 
 function usage(): string {
-  const lines = ["usage: fencelock <command> [flags]   (fencelock <command> --help for its flags)", ""];
-  return lines.join("\n");
+  return "usage: fencelock <command> [flags]   (fencelock <command> --help for its flags)\n";
 }
 
 async function main(argv: string[]): Promise<number> {
