@@ -15,24 +15,14 @@
  * - stale reads (fenced mode): no read is accepted with a token below the fence's maximum, and each fenced
  *   read returned the last write accepted before it.
  */
+import type { AuditEntry } from "../storage/index.js";
 import { decodeValue, type Op } from "./history.js";
 
 /** How workers use tokens. */
 export type Mode = "unfenced" | "write-fenced" | "fenced";
 
-/** One decision of the storage, as its audit log reports it (the storage's `AuditEntry`). */
-export interface AuditRecord {
-  seq: number;
-  timeMs: number;
-  op: "read" | "write";
-  key: string;
-  fence: string;
-  token: bigint | null;
-  previousMax: bigint | null;
-  accepted: boolean;
-  reason: string;
-  value: string | null;
-}
+/** One decision of the storage, as its audit log reports it. */
+export type AuditRecord = AuditEntry;
 
 /** The values read right after one storage restart. */
 export interface RestartRecord {
