@@ -9,6 +9,7 @@ import { eventToJson } from "../../demo/events.js";
 import { type PauseMode, parsePause } from "../../demo/pause.js";
 import { logLine } from "../../demo/report.js";
 import { EXIT_CODES, runSeedClient } from "../../demo/seed-client.js";
+import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "the seed's client 1|2: take the lock, (1) pause, write with the fencing token";
@@ -59,13 +60,8 @@ export async function run(argv: string[]): Promise<number> {
     return fail(`give the client number, 1 or 2 (got ${positionals.join(" ") || "nothing"})`);
   }
   const id = positionals[0] === "1" ? 1 : 2;
-  const endpoints = (values.endpoints ?? DEFAULT_ENDPOINTS.join(","))
-    .split(",")
-    .map((e) => e.trim())
-    .filter((e) => e !== "");
-  if (endpoints.length === 0 || endpoints.some((e) => !/^[^\s:/]+:\d{1,5}$/.test(e))) {
-    return fail(`--endpoints must be host:port[,host:port...], got "${values.endpoints}"`);
-  }
+  const endpoints = parseEndpoints(values.endpoints ?? DEFAULT_ENDPOINTS.join(","));
+  if (!endpoints) return fail(`--endpoints must be host:port[,host:port...], got "${values.endpoints}"`);
   const storageUrl = values.storage ?? "http://127.0.0.1:8080";
   if (!/^http:\/\/[^\s/]+(:\d{1,5})?\/?$/.test(storageUrl)) {
     return fail(`--storage must be an http:// URL like http://127.0.0.1:8080, got "${storageUrl}"`);
@@ -82,19 +78,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const json = values["json-events"] === true || process.env.FENCELOCK_EVENTS === "json";
 
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  // A reader that went away ends the run (the lock is released) instead of crashing it.
-  let readerGone = false;
-  const onStdoutError = () => {
-    readerGone = true;
-    controller.abort(new Error("standard output closed"));
-  };
-  process.stdout.on("error", onStdoutError);
-  try {
-    return await runSeedClient({
+  return interruptible(({ signal, readerGone }) =>
+    runSeedClient({
       id,
       endpoints,
       storageUrl,
@@ -104,19 +89,15 @@ export async function run(argv: string[]): Promise<number> {
       pause,
       fencing: !values["no-fencing"],
       timeoutMs: timeout * 1000,
-      signal: controller.signal,
+      signal,
       emit: (event) => {
-        if (readerGone) return;
+        if (readerGone()) return;
         if (json) process.stdout.write(`${eventToJson(event)}\n`);
         else if (event.kind === "error") console.error(logLine(event));
         else process.stdout.write(`${logLine(event)}\n`);
       },
-    });
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    process.stdout.off("error", onStdoutError);
-  }
+    }),
+  );
 }
 
 function parse(argv: string[]) {

@@ -9,6 +9,7 @@ import {
   runDemo,
   type ScenarioName,
 } from "../../demo/index.js";
+import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "watch a paused lock holder clobber data without fencing, and fencing stop it";
@@ -65,13 +66,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values.etcd && values.endpoints !== undefined) return fail("give --etcd or --endpoints, not both");
   let lockService: LockServiceChoice = { kind: values.etcd ? "etcd" : "lockd" };
   if (values.endpoints !== undefined) {
-    const endpoints = values.endpoints
-      .split(",")
-      .map((e) => e.trim())
-      .filter((e) => e !== "");
-    if (endpoints.length === 0 || endpoints.some((e) => !/^[^\s:/]+:\d{1,5}$/.test(e))) {
-      return fail(`--endpoints must be host:port[,host:port...], got "${values.endpoints}"`);
-    }
+    const endpoints = parseEndpoints(values.endpoints);
+    if (!endpoints) return fail(`--endpoints must be host:port[,host:port...], got "${values.endpoints}"`);
     lockService = { kind: "endpoints", endpoints };
   }
   let pause: PauseMode;
@@ -87,42 +83,29 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (values.html !== undefined && values["no-html"]) return fail("give --html or --no-html, not both");
 
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  // A reader that went away (`fencelock demo | head`) ends the run cleanly instead of crashing it.
-  let readerGone = false;
-  const onStdoutError = () => {
-    readerGone = true;
-    controller.abort(new Error("standard output closed"));
-  };
-  process.stdout.on("error", onStdoutError);
-  try {
-    const { results } = await runDemo({
-      scenarios,
-      lockService,
-      pause,
-      ttl: Number(ttlText),
-      htmlPath: values["no-html"] ? null : (values.html ?? "fencelock-demo.html"),
-      json: values.json === true,
-      color: !values["no-color"] && process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
-      columns: process.stdout.columns,
-      print: (line) => {
-        if (!readerGone) process.stdout.write(`${line}\n`);
-      },
-      signal: controller.signal,
-    });
-    const fenced = results.find((r) => r.scenario === "fenced");
-    return fenced && !fenced.verdict.correct ? 1 : 0;
-  } catch (err) {
-    if (readerGone) return 1;
-    throw err;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    process.stdout.off("error", onStdoutError);
-  }
+  return interruptible(async ({ signal, readerGone }) => {
+    try {
+      const { results } = await runDemo({
+        scenarios,
+        lockService,
+        pause,
+        ttl: Number(ttlText),
+        htmlPath: values["no-html"] ? null : (values.html ?? "fencelock-demo.html"),
+        json: values.json === true,
+        color: !values["no-color"] && process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
+        columns: process.stdout.columns,
+        print: (line) => {
+          if (!readerGone()) process.stdout.write(`${line}\n`);
+        },
+        signal,
+      });
+      const fenced = results.find((r) => r.scenario === "fenced");
+      return fenced && !fenced.verdict.correct ? 1 : 0;
+    } catch (err) {
+      if (readerGone()) return 1;
+      throw err;
+    }
+  });
 }
 
 function parse(argv: string[]) {
