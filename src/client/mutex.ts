@@ -131,8 +131,13 @@ export class Mutex {
         const found = await this.findPredecessor(revision, wait);
         if (!found.kv) return this.acquired(revision, queue);
         if (!queued) publish({ event: "queued", name: this.name, key: this.key, revision });
-        await waitForDelete(this.transport, found.kv.key, found.from, wait.signal, () =>
-          publish({ event: "wake", name: this.name, key: this.key, revision: myRevision }),
+        const predecessor = found.kv;
+        await waitForDelete(
+          this.transport,
+          predecessor.key,
+          fromWire(predecessor.create_revision),
+          wait.signal,
+          () => publish({ event: "wake", name: this.name, key: this.key, revision: myRevision }),
         );
       }
     } catch (raw) {
@@ -147,10 +152,7 @@ export class Mutex {
   }
 
   /** The predecessor of our key, read only while our key exists; throws if our key is gone. */
-  private async findPredecessor(
-    revision: bigint,
-    wait: Wait,
-  ): Promise<{ kv: KeyValue | undefined; from: bigint }> {
+  private async findPredecessor(revision: bigint, wait: Wait): Promise<{ kv: KeyValue | undefined }> {
     const res = await txn(this.transport, predecessorTxn(this.keys, revision), wait.signal, wait.deadline);
     if (!res.succeeded) {
       // Our key is gone: the lease ended (the session error says so), or someone deleted the key.
@@ -158,7 +160,7 @@ export class Mutex {
       wait.check();
       throw new LockLostError(this.key);
     }
-    return { kv: rangeKvs(res, 0)[0], from: fromWire(res.header?.revision) + 1n };
+    return { kv: rangeKvs(res, 0)[0] };
   }
 
   private acquired(revision: bigint, queue: LocalQueue): Lock {
