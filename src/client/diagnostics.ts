@@ -11,8 +11,9 @@ export const LOCK_CHANNEL = "fencelock:client:lock";
 
 /**
  * One step of a `lock()`/`tryLock()`/`unlock()`: `queued` — it starts waiting for a predecessor's
- * deletion (once per attempt); `wake` — a watch event was delivered to the waiter (one per event); `acquired`;
- * `released` — unlocked; `cancelled` — the attempt ended without the lock and its key was removed.
+ * deletion (once per attempt); `wake` — a watch event was delivered to the waiter (one per event), or the
+ * read at the watch's start found the predecessor already gone; `acquired`; `released` — unlocked;
+ * `cancelled` — the attempt ended without the lock and its key was removed.
  */
 export interface LockEvent {
   event: "queued" | "wake" | "acquired" | "released" | "cancelled";
