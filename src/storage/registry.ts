@@ -11,9 +11,12 @@ export type ProblemCode =
   | "NOT_FOUND"
   | "KEY_NOT_FOUND"
   | "METHOD_NOT_ALLOWED"
+  | "REQUEST_TIMEOUT"
   | "STALE_FENCING_TOKEN"
   | "PAYLOAD_TOO_LARGE"
   | "UNSUPPORTED_MEDIA_TYPE"
+  | "EXPECTATION_FAILED"
+  | "HEADERS_TOO_LARGE"
   | "INTERNAL";
 
 /** One row of the registry. */
@@ -31,9 +34,12 @@ export const PROBLEMS: readonly ProblemSpec[] = [
   { code: "NOT_FOUND", status: 404, title: "No such route" },
   { code: "KEY_NOT_FOUND", status: 404, title: "No such key" },
   { code: "METHOD_NOT_ALLOWED", status: 405, title: "Method not allowed on this route" },
+  { code: "REQUEST_TIMEOUT", status: 408, title: "The request was not received in time" },
   { code: "STALE_FENCING_TOKEN", status: 409, title: "The fencing token is older than one already seen" },
   { code: "PAYLOAD_TOO_LARGE", status: 413, title: "Body, key or value over the limit" },
   { code: "UNSUPPORTED_MEDIA_TYPE", status: 415, title: "Wrong content type" },
+  { code: "EXPECTATION_FAILED", status: 417, title: "Unsupported Expect header" },
+  { code: "HEADERS_TOO_LARGE", status: 431, title: "Request headers over the limit" },
   { code: "INTERNAL", status: 500, title: "The server failed to complete the request" },
 ];
 

@@ -1,22 +1,24 @@
 /**
  * The fenced storage server: an app factory (`createStorageServer`) separate from `listen`, so tests
- * can run it in-process on port 0 and the CLI can run it as a process. Plain `node:http`.
+ * can run it in-process on port 0 and the CLI can run it as a process. HTTP/1.1 from `http1.ts`.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Batcher } from "./batch.js";
-import { readBody, send, sendJson, sendProblem } from "./http.js";
+import { problemBody, send, sendJson, sendProblem } from "./http.js";
+import { type Http1Request, type Http1Response, Http1Server, type ProtocolFault } from "./http1.js";
 import { checkTokenHeader, DEFAULT_LIMITS, decodeName, decodeUtf8, type Limits } from "./input.js";
+import { MemoryStore } from "./memory-store.js";
 import { Metrics } from "./metrics.js";
 import { type ProblemCode, problemSpec } from "./registry.js";
 import { parseSeedRequest, seedReply } from "./seed.js";
+import { SqliteStore } from "./sqlite-store.js";
 import {
   AUDIT_VALUE_BYTES,
   type AuditRow,
   type Decision,
   type Outcome,
-  Store,
+  type Store,
   type StoreOptions,
 } from "./store.js";
 
@@ -49,10 +51,18 @@ export const MAX_AUDIT_LIMIT = 1000;
 
 const BEARER = /^Bearer\s+(.+)$/i;
 
+/** What the HTTP layer's own refusals are called in the registry. */
+const FAULT_CODES: Record<ProtocolFault, ProblemCode> = {
+  "bad-request": "BAD_REQUEST",
+  "headers-too-large": "HEADERS_TOO_LARGE",
+  timeout: "REQUEST_TIMEOUT",
+  "expectation-failed": "EXPECTATION_FAILED",
+};
+
 /** A storage server: the HTTP server, its store and its metrics. */
 export class StorageServer {
-  /** The underlying `node:http` server. */
-  readonly http: Server;
+  /** The HTTP server. */
+  private readonly http: Http1Server;
   /** The database. */
   readonly store: Store;
   private readonly batcher: Batcher;
@@ -61,8 +71,6 @@ export class StorageServer {
   private readonly discardCap: number;
   private readonly authDigest: Buffer | undefined;
   private readonly log: (entry: Record<string, unknown>) => void;
-  private readonly inFlight = new Set<ServerResponse>();
-  private draining = false;
   private closing: Promise<void> | undefined;
 
   constructor(options: StorageServerOptions = {}) {
@@ -73,20 +81,22 @@ export class StorageServer {
     this.discardCap = this.limits.maxBodyBytes * 4;
     this.authDigest = options.authToken === undefined ? undefined : digest(options.authToken);
     this.log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
-    this.store = new Store(options);
-    this.batcher = new Batcher(this.store);
-    this.http = createServer(
-      {
-        headersTimeout: options.headersTimeoutMs ?? 10_000,
-        requestTimeout: options.requestTimeoutMs ?? 30_000,
-        // How often Node enforces the two timeouts above; its default (30 s) would let them slip.
-        connectionsCheckingInterval: 1000,
+    this.store = options.memory ? new MemoryStore(options.allowUnfenced) : new SqliteStore(options);
+    this.batcher = new Batcher(this.store, options.memory === true);
+    this.http = new Http1Server({
+      handler: (req, res) => this.handle(req, res),
+      bodyLimit: (method, url) =>
+        method === "PUT" && url.startsWith("/v1/kv/") ? this.limits.maxValueBytes : this.limits.maxBodyBytes,
+      discardLimit: this.discardCap,
+      refusal: (fault, detail) => {
+        const code = FAULT_CODES[fault];
+        this.metrics.request("unknown", problemSpec(code).status, 0);
+        return { contentType: "application/problem+json", body: problemBody(code, detail) };
       },
-      (req, res) => {
-        void this.handle(req, res);
-      },
-    );
-    this.http.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+      headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 5000,
+    });
   }
 
   /**
@@ -96,10 +106,11 @@ export class StorageServer {
   listen(port = 8080, host = "127.0.0.1"): Promise<ListenAddress> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
-      this.http.once("error", onError);
-      this.http.listen(port, host, () => {
-        this.http.off("error", onError);
-        const address = this.http.address() as AddressInfo;
+      const net = this.http.net;
+      net.once("error", onError);
+      net.listen(port, host, () => {
+        net.off("error", onError);
+        const address = net.address() as AddressInfo;
         resolve({ host: address.address, port: address.port });
       });
     });
@@ -112,37 +123,19 @@ export class StorageServer {
    */
   close(graceMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
-      this.draining = true;
-      // Replies not yet sent close their connection, so keep-alive clients cannot hold the drain open.
-      for (const res of this.inFlight) if (!res.headersSent) res.setHeader("Connection", "close");
-      if (this.http.listening) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => this.http.closeAllConnections(), graceMs);
-          this.http.close(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-          this.http.closeIdleConnections();
-        });
-      }
+      await this.http.close(graceMs);
       this.batcher.close();
       this.store.close();
     })();
     return this.closing;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: Http1Request, res: Http1Response): Promise<void> {
     const started = performance.now();
-    const url = req.url ?? "/";
+    const url = req.url;
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
     const route = routeOf(path);
-    this.inFlight.add(res);
-    res.once("close", () => {
-      this.inFlight.delete(res);
-      this.metrics.request(route, res.statusCode, (performance.now() - started) / 1000);
-    });
-    if (this.draining) res.setHeader("Connection", "close");
     try {
       if (route !== "healthz" && !this.authorized(req)) {
         res.setHeader("WWW-Authenticate", 'Bearer realm="fencelock"');
@@ -167,8 +160,8 @@ export class StorageServer {
           if (!this.allow(req, res, route, "GET")) return;
           return sendJson(
             res,
-            this.draining ? 503 : 200,
-            `{"status":"${this.draining ? "draining" : "ok"}"}`,
+            this.http.draining ? 503 : 200,
+            `{"status":"${this.http.draining ? "draining" : "ok"}"}`,
           );
         case "metrics":
           if (!this.allow(req, res, route, "GET")) return;
@@ -179,11 +172,14 @@ export class StorageServer {
     } catch (err) {
       this.log({ event: "error", time: new Date().toISOString(), route, error: String(err) });
       if (!res.headersSent) this.fail(res, route, "INTERNAL", "the request failed; nothing was acknowledged");
-      else res.destroy();
+    } finally {
+      if (res.statusCode !== 0) {
+        this.metrics.request(route, res.statusCode, (performance.now() - started) / 1000);
+      }
     }
   }
 
-  private async seed(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async seed(req: Http1Request, res: Http1Response): Promise<void> {
     if (!this.allow(req, res, "seed", "POST")) return;
     const type = (req.headers["content-type"] ?? "").split(";");
     const media = (type[0] ?? "").trim().toLowerCase();
@@ -196,10 +192,7 @@ export class StorageServer {
         "POST / takes Content-Type: application/json (UTF-8)",
       );
     }
-    const body = await readBody(req, this.limits.maxBodyBytes, this.discardCap);
-    if (body.kind === "gone") return;
-    if (body.kind === "too-large") {
-      if (!body.drained) res.setHeader("Connection", "close");
+    if (req.bodyTooLarge) {
       return this.fail(
         res,
         "seed",
@@ -207,7 +200,7 @@ export class StorageServer {
         `body over the limit of ${this.limits.maxBodyBytes} bytes`,
       );
     }
-    const text = decodeUtf8(body.bytes);
+    const text = decodeUtf8(req.body);
     if (text === undefined) return this.fail(res, "seed", "BAD_REQUEST", "the body is not valid UTF-8");
     const parsed = parseSeedRequest(text, this.limits);
     if (!parsed.ok) return this.fail(res, "seed", parsed.problem.code, parsed.problem.detail);
@@ -236,7 +229,7 @@ export class StorageServer {
     }
   }
 
-  private async kv(req: IncomingMessage, res: ServerResponse, rawKey: string): Promise<void> {
+  private async kv(req: Http1Request, res: Http1Response, rawKey: string): Promise<void> {
     if (req.method !== "GET" && req.method !== "PUT") {
       res.setHeader("Allow", "GET, PUT");
       return this.fail(res, "kv", "METHOD_NOT_ALLOWED", `${req.method} is not allowed on /v1/kv/{key}`);
@@ -275,10 +268,7 @@ export class StorageServer {
       return send(res, 200, "application/octet-stream", value);
     }
 
-    const body = await readBody(req, this.limits.maxValueBytes, this.discardCap);
-    if (body.kind === "gone") return;
-    if (body.kind === "too-large") {
-      if (!body.drained) res.setHeader("Connection", "close");
+    if (req.bodyTooLarge) {
       return this.fail(
         res,
         "kv",
@@ -291,7 +281,7 @@ export class StorageServer {
       key: key.value,
       fence: fence.value,
       token: token.value,
-      value: body.bytes,
+      value: req.body,
     });
     switch (outcome.kind) {
       case "written":
@@ -314,7 +304,7 @@ export class StorageServer {
     }
   }
 
-  private fence(req: IncomingMessage, res: ServerResponse, rawName: string): void {
+  private fence(req: Http1Request, res: Http1Response, rawName: string): void {
     if (!this.allow(req, res, "fences", "GET")) return;
     const name = decodeName(rawName, "fence", this.limits.maxKeyBytes);
     if (!name.ok) {
@@ -325,7 +315,7 @@ export class StorageServer {
     sendJson(res, 200, JSON.stringify({ fence: name.value, maxToken: max?.toString() ?? null }));
   }
 
-  private audit(req: IncomingMessage, res: ServerResponse, query: string): void {
+  private audit(req: Http1Request, res: Http1Response, query: string): void {
     if (!this.allow(req, res, "audit", "GET")) return;
     const params = new URLSearchParams(query);
     const after = integerParam(params.get("after"), 0, Number.MAX_SAFE_INTEGER, 0);
@@ -360,13 +350,13 @@ export class StorageServer {
     return outcome;
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  private authorized(req: Http1Request): boolean {
     if (this.authDigest === undefined) return true;
     const m = BEARER.exec(req.headers.authorization ?? "");
     return m !== null && timingSafeEqual(digest((m[1] as string).trim()), this.authDigest);
   }
 
-  private allow(req: IncomingMessage, res: ServerResponse, route: Route, method: string): boolean {
+  private allow(req: Http1Request, res: Http1Response, route: Route, method: string): boolean {
     if (req.method === method) return true;
     res.setHeader("Allow", method);
     this.fail(res, route, "METHOD_NOT_ALLOWED", `${req.method} is not allowed here; use ${method}`);
@@ -374,7 +364,7 @@ export class StorageServer {
   }
 
   private staleProblem(
-    res: ServerResponse,
+    res: Http1Response,
     outcome: Extract<Outcome, { kind: "stale" }>,
     fence: string,
   ): void {
@@ -385,13 +375,13 @@ export class StorageServer {
     });
   }
 
-  private seedFail(res: ServerResponse, code: ProblemCode, err: string, maxToken: bigint | null): void {
+  private seedFail(res: Http1Response, code: ProblemCode, err: string, maxToken: bigint | null): void {
     sendJson(res, problemSpec(code).status, seedReply("", maxToken, err, code));
   }
 
   /** A refusal in the shape of the route: the seed's `{val,version,err}` on `/`, problem+json elsewhere. */
   private fail(
-    res: ServerResponse,
+    res: Http1Response,
     route: Route,
     code: ProblemCode,
     detail: string,
@@ -424,9 +414,8 @@ function routeOf(path: string): Route {
   return "unknown";
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v.join(",") : v;
+function header(req: Http1Request, name: string): string | undefined {
+  return req.headers[name];
 }
 
 function digest(text: string): Buffer {

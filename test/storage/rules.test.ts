@@ -1,11 +1,16 @@
 /**
- * Unit tests of pure logic: token text, the raw-number JSON parser, and the fencing rule on an
- * in-memory store (no HTTP).
+ * Unit tests without HTTP: token text, the raw-number JSON parser, and the fencing rule on both stores
+ * (memory, and SQLite in a temporary directory).
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { JsonSyntaxError, parseJson, RawNumber } from "../../src/storage/json.js";
-import { Store } from "../../src/storage/store.js";
+import { MemoryStore } from "../../src/storage/memory-store.js";
+import { SqliteStore } from "../../src/storage/sqlite-store.js";
+import type { Store } from "../../src/storage/store.js";
 import { parseTokenText } from "../../src/storage/token.js";
 
 describe("token text", () => {
@@ -74,78 +79,102 @@ describe("raw-number JSON", () => {
   });
 });
 
-describe("the fencing rule (in-memory store)", () => {
-  const write = (s: Store, key: string, token: bigint | null, value: string, fence = key) =>
-    s.transaction(() => s.decide({ op: "write", key, fence, token, value: Buffer.from(value) }));
+/** A store of each kind; `close` also removes the SQLite store's directory. */
+const kinds: [string, (allowUnfenced?: boolean) => Store][] = [
+  ["memory", (allowUnfenced) => new MemoryStore(allowUnfenced)],
+  [
+    "SQLite",
+    (allowUnfenced) => {
+      const dir = mkdtempSync(join(tmpdir(), "fencelock-rules-"));
+      const store = new SqliteStore({ dataDir: dir, allowUnfenced });
+      const close = store.close.bind(store);
+      store.close = () => {
+        close();
+        rmSync(dir, { recursive: true, force: true });
+      };
+      return store;
+    },
+  ],
+];
 
-  test("accepts a token >= the max, rejects a lower one, and a rejection writes only its audit row", () => {
-    const s = new Store({ memory: true });
-    try {
-      assert.equal(write(s, "k", 5n, "a").kind, "written");
-      assert.equal(write(s, "k", 5n, "b").kind, "written", "an equal token is the same holder");
-      assert.equal(write(s, "k", 9n, "c").kind, "written", "a newer token is accepted (the seed's != bug)");
-      const stale = write(s, "k", 6n, "d");
-      assert.equal(stale.kind, "stale");
-      if (stale.kind === "stale") assert.equal(stale.maxToken, 9n);
-      assert.deepEqual(s.read("k", "k"), { value: Buffer.from("c"), maxToken: 9n });
-      const audit = s.auditAfter(0, 100);
-      assert.deepEqual(
-        audit.map((a) => [a.token, a.previousMax, a.accepted]),
-        [
-          [5n, null, true],
-          [5n, 5n, true],
-          [9n, 5n, true],
-          [6n, 9n, false],
-        ],
-      );
-    } finally {
-      s.close();
-    }
-  });
+for (const [kind, open] of kinds)
+  describe(`the fencing rule (${kind} store)`, () => {
+    const write = (s: Store, key: string, token: bigint | null, value: string, fence = key) =>
+      s.transaction(() => s.decide({ op: "write", key, fence, token, value: Buffer.from(value) }));
 
-  test("a fenced read advances the fence; a shared fence guards many keys", () => {
-    const s = new Store({ memory: true });
-    try {
-      write(s, "a", 3n, "x", "F");
-      const read = s.transaction(() => s.decide({ op: "read", key: "a", fence: "F", token: 8n }));
-      assert.equal(read.kind, "read");
-      assert.equal(write(s, "b", 7n, "y", "F").kind, "stale", "another key under the same fence");
-      assert.equal(s.maxToken("F"), 8n);
-      assert.equal(s.maxToken("a"), null, "the key's own fence was never used");
-    } finally {
-      s.close();
-    }
-  });
+    test("accepts a token >= the max, rejects a lower one, and a rejection writes only its audit row", () => {
+      const s = open();
+      try {
+        assert.equal(write(s, "k", 5n, "a").kind, "written");
+        assert.equal(write(s, "k", 5n, "b").kind, "written", "an equal token is the same holder");
+        assert.equal(write(s, "k", 9n, "c").kind, "written", "a newer token is accepted (the seed's != bug)");
+        const stale = write(s, "k", 6n, "d");
+        assert.equal(stale.kind, "stale");
+        if (stale.kind === "stale") assert.equal(stale.maxToken, 9n);
+        assert.deepEqual(s.read("k", "k"), { value: Buffer.from("c"), maxToken: 9n });
+        const audit = s.auditAfter(0, 100);
+        assert.deepEqual(
+          audit.map((a) => [a.seq, a.op, a.key, a.fence, a.token, a.previousMax, a.accepted, a.reason]),
+          [
+            [1, "write", "k", "k", 5n, null, true, "accepted: first token 5"],
+            [2, "write", "k", "k", 5n, 5n, true, "accepted: token 5 = max"],
+            [3, "write", "k", "k", 9n, 5n, true, "accepted: token 9 > max 5"],
+            [4, "write", "k", "k", 6n, 9n, false, "rejected: stale token 6 < max 9"],
+          ],
+        );
+        assert.deepEqual(
+          s.auditAfter(2, 1).map((a) => [a.seq, a.value?.toString()]),
+          [[3, "c"]],
+          "after and limit select rows; the value preview is kept",
+        );
+      } finally {
+        s.close();
+      }
+    });
 
-  test("a write without a token is refused unless unfenced writes are allowed", () => {
-    const strict = new Store({ memory: true });
-    const loose = new Store({ memory: true, allowUnfenced: true });
-    try {
-      assert.equal(write(strict, "k", null, "v").kind, "token-required");
-      assert.equal(strict.read("k", "k").value, null);
-      write(loose, "k", 4n, "fenced");
-      const r = write(loose, "k", null, "unfenced");
-      assert.deepEqual(r.kind === "written" && r.maxToken, 4n, "the fence is reported, not changed");
-      assert.deepEqual(loose.read("k", "k"), { value: Buffer.from("unfenced"), maxToken: 4n });
-    } finally {
-      strict.close();
-      loose.close();
-    }
-  });
+    test("a fenced read advances the fence; a shared fence guards many keys", () => {
+      const s = open();
+      try {
+        write(s, "a", 3n, "x", "F");
+        const read = s.transaction(() => s.decide({ op: "read", key: "a", fence: "F", token: 8n }));
+        assert.equal(read.kind, "read");
+        assert.equal(write(s, "b", 7n, "y", "F").kind, "stale", "another key under the same fence");
+        assert.equal(s.maxToken("F"), 8n);
+        assert.equal(s.maxToken("a"), null, "the key's own fence was never used");
+      } finally {
+        s.close();
+      }
+    });
 
-  test("a failed transaction leaves nothing behind", () => {
-    const s = new Store({ memory: true });
-    try {
-      assert.throws(() =>
-        s.transaction(() => {
-          s.decide({ op: "write", key: "k", fence: "k", token: 1n, value: Buffer.from("v") });
-          throw new Error("boom");
-        }),
-      );
-      assert.deepEqual(s.read("k", "k"), { value: null, maxToken: null });
-      assert.deepEqual(s.auditAfter(0, 10), []);
-    } finally {
-      s.close();
-    }
+    test("a write without a token is refused unless unfenced writes are allowed", () => {
+      const strict = open();
+      const loose = open(true);
+      try {
+        assert.equal(write(strict, "k", null, "v").kind, "token-required");
+        assert.equal(strict.read("k", "k").value, null);
+        write(loose, "k", 4n, "fenced");
+        const r = write(loose, "k", null, "unfenced");
+        assert.deepEqual(r.kind === "written" && r.maxToken, 4n, "the fence is reported, not changed");
+        assert.deepEqual(loose.read("k", "k"), { value: Buffer.from("unfenced"), maxToken: 4n });
+      } finally {
+        strict.close();
+        loose.close();
+      }
+    });
+
+    test("a failed transaction leaves nothing behind", () => {
+      const s = open();
+      try {
+        assert.throws(() =>
+          s.transaction(() => {
+            s.decide({ op: "write", key: "k", fence: "k", token: 1n, value: Buffer.from("v") });
+            throw new Error("boom");
+          }),
+        );
+        assert.deepEqual(s.read("k", "k"), { value: null, maxToken: null });
+        assert.deepEqual(s.auditAfter(0, 10), []);
+      } finally {
+        s.close();
+      }
+    });
   });
-});

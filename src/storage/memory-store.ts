@@ -1,0 +1,129 @@
+/**
+ * The throwaway store of `--memory`: the same rule as the SQLite store, on maps and an array, gone when
+ * the process ends. A transaction keeps an undo log, so one that throws leaves nothing behind.
+ */
+import {
+  AUDIT_VALUE_BYTES,
+  type AuditRow,
+  applyRule,
+  type Decision,
+  type Outcome,
+  type RuleTarget,
+  reasonOf,
+  type Store,
+  type Verdict,
+} from "./store.js";
+
+/** An audit entry as kept: the reason is worded when read, the value preview kept as latin1 text. */
+interface Entry {
+  timeMs: number;
+  op: "read" | "write";
+  key: string;
+  fence: string;
+  token: bigint | null;
+  previous: bigint | null;
+  verdict: Verdict;
+  preview: string | null;
+}
+
+/** What a transaction changed, to restore if it throws: the map, the key, the value before. */
+type Undo = [Map<string, unknown>, string, unknown];
+
+/** The store in memory. */
+export class MemoryStore implements Store, RuleTarget {
+  readonly file = ":memory:";
+  private readonly kv = new Map<string, Buffer>();
+  private readonly fences = new Map<string, bigint>();
+  private readonly log: Entry[] = [];
+  private undo: Undo[] | undefined;
+
+  constructor(readonly allowUnfenced = false) {}
+
+  transaction<T>(fn: () => T): T {
+    if (this.undo) throw new Error("transactions do not nest");
+    const undo: Undo[] = [];
+    const logLength = this.log.length;
+    this.undo = undo;
+    try {
+      return fn();
+    } catch (err) {
+      for (let i = undo.length - 1; i >= 0; i--) {
+        const [map, key, before] = undo[i] as Undo;
+        if (before === undefined) map.delete(key);
+        else map.set(key, before);
+      }
+      this.log.length = logLength;
+      throw err;
+    } finally {
+      this.undo = undefined;
+    }
+  }
+
+  decide(d: Decision): Outcome {
+    return applyRule(this, this.allowUnfenced, d);
+  }
+
+  read(key: string, fence: string): { value: Buffer | null; maxToken: bigint | null } {
+    return { value: this.get(key), maxToken: this.fenceMax(fence) };
+  }
+
+  maxToken(fence: string): bigint | null {
+    return this.fenceMax(fence);
+  }
+
+  auditAfter(after: number, limit: number): AuditRow[] {
+    return this.log.slice(after, after + limit).map((e, i) => ({
+      seq: after + i + 1,
+      timeMs: e.timeMs,
+      op: e.op,
+      key: e.key,
+      fence: e.fence,
+      token: e.token,
+      previousMax: e.previous,
+      accepted: e.verdict !== "stale" && e.verdict !== "token-required",
+      reason: reasonOf(e.verdict, e.token, e.previous),
+      value: e.preview === null ? null : Buffer.from(e.preview, "latin1"),
+    }));
+  }
+
+  /** Nothing to close; the data is dropped with the process. */
+  close(): void {}
+
+  /** @internal */
+  fenceMax(fence: string): bigint | null {
+    return this.fences.get(fence) ?? null;
+  }
+
+  /** @internal */
+  setFenceMax(fence: string, token: bigint): void {
+    this.undo?.push([this.fences, fence, this.fences.get(fence)]);
+    this.fences.set(fence, token);
+  }
+
+  /** @internal */
+  put(key: string, value: Buffer): void {
+    this.undo?.push([this.kv, key, this.kv.get(key)]);
+    // A copy: the value may be a slice of a larger request buffer that should not stay alive.
+    this.kv.set(key, Buffer.from(value));
+  }
+
+  /** @internal */
+  get(key: string): Buffer | null {
+    return this.kv.get(key) ?? null;
+  }
+
+  /** @internal */
+  audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
+    this.log.push({
+      timeMs: Date.now(),
+      op: d.op,
+      key: d.key,
+      fence: d.fence,
+      token: d.token,
+      previous,
+      verdict,
+      preview: d.op === "write" ? d.value.toString("latin1", 0, AUDIT_VALUE_BYTES) : null,
+    });
+    return this.log.length;
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * The durable store: SQLite (better-sqlite3) in WAL mode, one database for the data, the fences and the
+ * audit log, so a decision and its effects commit together.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import {
+  AUDIT_VALUE_BYTES,
+  type AuditRow,
+  applyRule,
+  type Decision,
+  type Outcome,
+  type RuleTarget,
+  reasonOf,
+  type Store,
+  type StoreOptions,
+  type Verdict,
+} from "./store.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fences (name TEXT PRIMARY KEY, max_token INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY,
+  time_ms INTEGER NOT NULL,
+  op TEXT NOT NULL,
+  key TEXT NOT NULL,
+  fence TEXT NOT NULL,
+  token INTEGER,
+  previous_max INTEGER,
+  accepted INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  value BLOB
+);`;
+
+/** Most fence maxima kept in memory; past it the cache starts over. */
+const FENCE_CACHE_MAX = 100_000;
+
+interface RawAudit {
+  seq: bigint;
+  time_ms: bigint;
+  op: "read" | "write";
+  key: string;
+  fence: string;
+  token: bigint | null;
+  previous_max: bigint | null;
+  accepted: bigint;
+  reason: string;
+  value: Buffer | null;
+}
+
+/** The store on SQLite. `close` is final. */
+export class SqliteStore implements Store, RuleTarget {
+  readonly file: string;
+  readonly allowUnfenced: boolean;
+  private readonly db: Database.Database;
+  // Fence maxima read or written so far. The database is opened in exclusive mode, so nobody else
+  // changes them; a rolled-back transaction clears the cache.
+  private readonly fences = new Map<string, bigint | null>();
+  private readonly stmt: ReturnType<SqliteStore["prepare"]>;
+
+  constructor(options: StoreOptions = {}) {
+    this.allowUnfenced = options.allowUnfenced ?? false;
+    const dir = options.dataDir ?? ".fencelock/storage";
+    mkdirSync(dir, { recursive: true });
+    this.file = join(dir, "storage.sqlite");
+    // A second server on the same directory waits this long for the lock, then fails to start.
+    this.db = new Database(this.file, { timeout: 2000 });
+    // One server per database: the exclusive lock makes a second server on the same directory fail at
+    // start, and spares the per-transaction file-lock system calls of shared mode.
+    this.db.pragma("locking_mode = EXCLUSIVE");
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    this.db.exec(SCHEMA);
+    this.stmt = this.prepare();
+  }
+
+  private prepare() {
+    const db = this.db;
+    const getFence = db.prepare<[string], bigint>("SELECT max_token FROM fences WHERE name = ?").pluck();
+    getFence.safeIntegers(true);
+    const listAudit = db.prepare<[number, number], RawAudit>(
+      "SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+    );
+    listAudit.safeIntegers(true);
+    return {
+      begin: db.prepare("BEGIN"),
+      commit: db.prepare("COMMIT"),
+      rollback: db.prepare("ROLLBACK"),
+      getFence,
+      setFence: db.prepare<[string, bigint]>(
+        "INSERT INTO fences (name, max_token) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET max_token = excluded.max_token",
+      ),
+      getValue: db.prepare<[string], Buffer>("SELECT value FROM kv WHERE key = ?").pluck(),
+      putValue: db.prepare<[string, Buffer]>(
+        "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ),
+      addAudit: db.prepare<
+        [number, string, string, string, bigint | null, bigint | null, number, string, Buffer | null]
+      >(
+        "INSERT INTO audit (time_ms, op, key, fence, token, previous_max, accepted, reason, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      listAudit,
+    };
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.stmt.begin.run();
+    try {
+      const result = fn();
+      this.stmt.commit.run();
+      return result;
+    } catch (err) {
+      if (this.db.inTransaction) this.stmt.rollback.run();
+      this.fences.clear();
+      throw err;
+    }
+  }
+
+  decide(d: Decision): Outcome {
+    return applyRule(this, this.allowUnfenced, d);
+  }
+
+  read(key: string, fence: string): { value: Buffer | null; maxToken: bigint | null } {
+    return { value: this.get(key), maxToken: this.fenceMax(fence) };
+  }
+
+  maxToken(fence: string): bigint | null {
+    return this.fenceMax(fence);
+  }
+
+  auditAfter(after: number, limit: number): AuditRow[] {
+    return this.stmt.listAudit.all(after, limit).map((r) => ({
+      seq: Number(r.seq),
+      timeMs: Number(r.time_ms),
+      op: r.op,
+      key: r.key,
+      fence: r.fence,
+      token: r.token,
+      previousMax: r.previous_max,
+      accepted: r.accepted === 1n,
+      reason: r.reason,
+      value: r.value,
+    }));
+  }
+
+  /** Closes the database (a WAL checkpoint happens here). Safe to call twice. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** @internal */
+  fenceMax(fence: string): bigint | null {
+    let max = this.fences.get(fence);
+    if (max === undefined) {
+      max = (this.stmt.getFence.get(fence) as bigint | undefined) ?? null;
+      this.remember(fence, max);
+    }
+    return max;
+  }
+
+  /** @internal */
+  setFenceMax(fence: string, token: bigint): void {
+    this.stmt.setFence.run(fence, token);
+    this.remember(fence, token);
+  }
+
+  private remember(fence: string, max: bigint | null): void {
+    if (this.fences.size >= FENCE_CACHE_MAX) this.fences.clear();
+    this.fences.set(fence, max);
+  }
+
+  /** @internal */
+  put(key: string, value: Buffer): void {
+    this.stmt.putValue.run(key, value);
+  }
+
+  /** @internal */
+  get(key: string): Buffer | null {
+    return (this.stmt.getValue.get(key) as Buffer | undefined) ?? null;
+  }
+
+  /** @internal */
+  audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
+    const accepted = verdict !== "stale" && verdict !== "token-required";
+    const info = this.stmt.addAudit.run(
+      Date.now(),
+      d.op,
+      d.key,
+      d.fence,
+      d.token,
+      previous,
+      accepted ? 1 : 0,
+      reasonOf(verdict, d.token, previous),
+      d.op === "write" ? d.value.subarray(0, AUDIT_VALUE_BYTES) : null,
+    );
+    return Number(info.lastInsertRowid);
+  }
+}
