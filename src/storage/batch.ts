@@ -17,15 +17,7 @@ export class Batcher {
   private scheduled: NodeJS.Immediate | undefined;
   private closed = false;
 
-  /**
-   * `immediate`: decide each request at once in its own transaction, for a store whose commit costs
-   * nothing (memory). Its reply then leaves while the next requests are still being read, instead of
-   * waiting for the end of the turn with the rest of the batch.
-   */
-  constructor(
-    private readonly store: Store,
-    private readonly immediate = false,
-  ) {}
+  constructor(private readonly store: Store) {}
 
   /**
    * Resolves with the outcome once the decision is committed; rejects if the transaction fails (then
@@ -33,13 +25,6 @@ export class Batcher {
    */
   submit(decision: Decision): Promise<Outcome> {
     if (this.closed) return Promise.reject(new Error("the store is closed"));
-    if (this.immediate) {
-      try {
-        return Promise.resolve(this.store.transaction(() => this.store.decide(decision)));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
     return new Promise((resolve, reject) => {
       this.queue.push({ decision, resolve, reject });
       this.scheduled ??= setImmediate(() => this.flush());
