@@ -92,6 +92,15 @@ function httpDate(now: number): string {
   return dateText;
 }
 
+/** `text` without the spaces and tabs around it (RFC 9110 OWS), and nothing else. */
+function trimOws(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 0x20 || text.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
+  return text.slice(start, end);
+}
+
 /** The reply to one request. */
 export class Http1Response {
   private extra = "";
@@ -177,6 +186,8 @@ class Connection {
   private trailerBytes = 0;
   private paused = false;
   private ended = false;
+  /** The client has half-closed: answer the complete requests it sent, then close. */
+  private inputEnded = false;
   closeAfterReply = false;
 
   constructor(
@@ -189,9 +200,9 @@ class Connection {
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", () => socket.destroy());
     socket.on("end", () => {
-      // The client finished sending; answer what is being handled, then close.
-      this.closeAfterReply = true;
-      if (this.phase !== "handling") socket.end();
+      this.inputEnded = true;
+      // Complete requests still buffered are answered first; `next` closes after the last reply.
+      if (this.phase !== "handling") this.next();
     });
     socket.on("close", () => server.connections.delete(this));
   }
@@ -260,9 +271,13 @@ class Connection {
   }
 
   private startRequest(buf: Buffer): boolean {
-    // Empty lines before a request line are ignored (RFC 9112 §2.2).
+    // Empty lines before a request line are ignored (RFC 9112 §2.2), also when split across reads.
     let start = 0;
     while (start + 1 < buf.length && buf.readUInt16LE(start) === CRLF) start += 2;
+    if (start === buf.length - 1 && buf[start] === 0x0d) {
+      this.consume(start);
+      return false;
+    }
     if (start > 0) {
       this.consume(start);
       return this.buf !== null;
@@ -319,7 +334,7 @@ class Connection {
       if (colon <= 0) return ["bad-request", "a header line has no name"];
       const name = line.slice(0, colon).toLowerCase();
       if (!TOKEN.test(name)) return ["bad-request", "a header name is not a token (or a line is folded)"];
-      const value = line.slice(colon + 1).trim();
+      const value = trimOws(line.slice(colon + 1));
       if (CONTROL.test(value)) return ["bad-request", `the ${name} header has control characters`];
       const previous = headers[name];
       if (previous === undefined) headers[name] = value;
@@ -520,10 +535,8 @@ class Connection {
       socket.uncork();
     }
     if (close) {
-      this.ended = true;
-      this.buf = null;
-      this.deadline = Date.now() + CLOSING_GRACE_MS;
-      socket.end();
+      this.finish();
+      // Keep reading (and dropping) what the client still sends, so it sees our reply, not a reset.
       if (this.paused) socket.resume();
       return;
     }
@@ -535,7 +548,7 @@ class Connection {
       return;
     }
     if (this.buf !== null) setImmediate(() => this.next());
-    else if (this.paused) this.next();
+    else if (this.paused || this.inputEnded) this.next();
   }
 
   private next(): void {
@@ -544,15 +557,23 @@ class Connection {
       this.socket.resume();
     }
     if (this.phase === "idle") this.parse();
+    // A half-closed client sends nothing more: once no complete request is left, close.
+    if (this.inputEnded && this.phase !== "handling") this.finish();
+  }
+
+  /** Closes our side after the last reply. */
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.buf = null;
+    this.deadline = Date.now() + CLOSING_GRACE_MS;
+    this.socket.end();
   }
 
   /** Closes the connection if it is idle; else its reply will close it. */
   drain(): void {
     this.closeAfterReply = true;
-    if (this.idle) {
-      this.ended = true;
-      this.socket.end();
-    }
+    if (this.idle) this.finish();
   }
 }
 
@@ -579,7 +600,8 @@ export class Http1Server {
       draining: false,
       connections: new Set(),
     };
-    this.net = createServer((socket) => {
+    // Half-open: a client may send its requests, then close its side and still read every reply.
+    this.net = createServer({ allowHalfOpen: true }, (socket) => {
       if (this.state.draining) {
         socket.destroy();
         return;
