@@ -4,7 +4,7 @@
  * node's identity; `leases` the granted leases. WAL mode with `synchronous=FULL`, so a commit that
  * returned is on disk. Integers cross as `bigint` only.
  */
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, statSync } from "node:fs";
+import { closeSync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { LockdStorageError } from "./errors.js";
@@ -52,7 +52,7 @@ export class LockdDb {
   private readonly db: Database.Database;
   private readonly stmt: ReturnType<LockdDb["prepare"]>;
   private readonly syncEveryCommit: boolean;
-  private wal: { fd: number; ino: number } | undefined;
+  private wal: { fd: number } | undefined;
 
   /** Opens (creating if needed) the database at `path`, or an in-memory one for `":memory:"`. */
   constructor(
@@ -66,6 +66,9 @@ export class LockdDb {
       // only serves writes and history reads.
       this.db.pragma("cache_size = -4000");
       if (path !== ":memory:") {
+        // One process per database: a second lockd on the same file cannot take the lock, and this one
+        // spares the file-lock system calls of every transaction (and the shared-memory WAL index).
+        this.db.pragma("locking_mode = EXCLUSIVE");
         this.db.pragma("journal_mode = WAL");
         // NORMAL lets SQLite write the WAL without syncing it; for "full", `commit` then fdatasyncs the
         // WAL itself. Same guarantee as synchronous=FULL, but SQLite as built here would call fsync,
@@ -141,13 +144,12 @@ export class LockdDb {
   }
 
   private syncWal(): void {
-    const walPath = `${this.path}-wal`;
-    const ino = statSync(walPath).ino;
-    if (this.wal?.ino !== ino) {
-      // First commit, or SQLite made a new WAL file: sync its directory entry too.
-      if (this.wal) closeSync(this.wal.fd);
+    if (this.wal === undefined) {
+      // The first commit: the WAL file now exists, and stays (the same file, reused from its start after
+      // each checkpoint) until the connection closes. Its directory entry is synced once.
+      const walPath = `${this.path}-wal`;
       const fd = openSync(walPath, "r");
-      this.wal = { fd, ino: fstatSync(fd).ino };
+      this.wal = { fd };
       const dir = openSync(dirname(walPath), "r");
       try {
         fsyncSync(dir);

@@ -199,4 +199,27 @@ describe("lockd durability", { timeout: 90_000 }, () => {
       raw.close();
     }
   });
+
+  test("a second lockd on the same data directory refuses to start; the first keeps serving", async () => {
+    const first = await startLockd();
+    started.push(first);
+    const raw = new Raw(first.endpoint);
+    try {
+      await raw.call("KV", "Put", { key: b("/owner"), value: b("first") });
+      const err = await startLockd({ dataDir: first.dataDir, timeoutMs: 15_000 }).then(
+        async (second) => {
+          await second.stop();
+          return undefined;
+        },
+        (e: unknown) => e as Error,
+      );
+      assert.ok(err, "a second lockd started on a database another one holds");
+      assert.match(err.message, /exited \(\d+\) before it was ready|lockd database/);
+      const got = await raw.call<RangeResponse>("KV", "Range", { key: b("/owner") });
+      assert.equal(got.kvs[0]?.value.toString(), "first");
+      await raw.call("KV", "Put", { key: b("/owner"), value: b("still") });
+    } finally {
+      raw.close();
+    }
+  });
 });
