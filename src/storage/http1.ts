@@ -384,9 +384,13 @@ class Connection {
       if (expect.toLowerCase() !== "100-continue") {
         return this.fault("expectation-failed", "the only expectation understood is 100-continue");
       }
-      if (declared <= this.server.options.discardLimit && this.buf === null && this.version === "1.1") {
-        this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+      if (declared > this.limit) {
+        // The client waits before sending the body: refuse at once, and it need not send it at all.
+        this.closeAfterReply = true;
+        this.dispatch(true);
+        return false;
       }
+      if (this.buf === null && this.version === "1.1") this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
     }
     if (declared > this.server.options.discardLimit) {
       // Not worth reading: refuse now and close, as the rest of the body is still on its way.

@@ -336,6 +336,21 @@ describe("Expect", () => {
     await stored(port, "cont", "hello");
   });
 
+  test("100-continue with a declared body over the limit gets the 413 at once, without the 100", async (t) => {
+    const { port } = await startInProcess(t, { limits: { maxValueBytes: 100 } });
+    const w = await Wire.open(port);
+    t.after(() => w.destroy());
+    await w.write(
+      "PUT /v1/kv/early HTTP/1.1\r\nHost: t\r\nFencing-Token: 3\r\nExpect: 100-continue\r\n" +
+        "Content-Length: 101\r\n\r\n",
+    );
+    const r = await w.reply();
+    assert.equal(r.status, 413, r.text);
+    assert.equal(r.json?.code, "PAYLOAD_TOO_LARGE");
+    assert.equal(r.headers.connection, "close");
+    await notStored(port, "early");
+  });
+
   test("any other expectation is a 417 EXPECTATION_FAILED, closes, and stores nothing", async (t) => {
     const { port } = await startInProcess(t);
     await expectRefusal(
