@@ -318,6 +318,19 @@ export class Store {
       this.durable(batch);
       return;
     }
+    if (batch.pending.length <= 1 && !this.syncing) {
+      // A batch of one request (a lone client): syncing on this thread answers it soonest; handing the
+      // sync to a libuv thread and back costs two thread wake-ups.
+      try {
+        this.db.syncNow();
+      } catch (err) {
+        this.unsynced.push(batch);
+        this.broken(err);
+        return;
+      }
+      this.durable(batch);
+      return;
+    }
     // The WAL sync runs off the event loop: while it does, requests go on and the next batch can
     // commit into the OS; its replies wait for a sync of their own (syncs run one at a time, in order).
     this.unsynced.push(batch);
