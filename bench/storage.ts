@@ -16,7 +16,7 @@ import { type LoadResult, runLoad, runRawLoad } from "./storage-load.js";
 const CONNECTIONS = 10;
 const WARMUP_MS = 500;
 const ROUND_MS = 2000;
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 interface Target {
   name: string;
