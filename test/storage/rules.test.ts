@@ -178,3 +178,39 @@ for (const [kind, open] of kinds)
       }
     });
   });
+
+describe("the memory store's columnar audit log", () => {
+  test("keeps every entry exactly across chunk and slab boundaries, and drops rolled-back ones", () => {
+    const s = new MemoryStore();
+    const n = 20_000;
+    // Values of 0..300 bytes: previews keep at most 256, and 20,000 of them span several 1 MiB slabs.
+    const payload = (i: number) => Buffer.alloc(i % 301, String.fromCharCode(97 + (i % 26)));
+    for (let i = 0; i < n; i++) {
+      const token = BigInt(1 + Math.floor(i / 2));
+      s.transaction(() =>
+        s.decide({ op: "write", key: `k${i % 7}`, fence: `f${i % 3}`, token, value: payload(i) }),
+      );
+    }
+    assert.throws(() =>
+      s.transaction(() => {
+        s.decide({ op: "write", key: "late", fence: "late", token: 1n, value: Buffer.from("x") });
+        throw new Error("rolled back");
+      }),
+    );
+    for (const at of [0, 1, 16_383, 16_384, 16_385, n - 1]) {
+      const [row] = s.auditAfter(at, 1);
+      const i = at;
+      assert.ok(row, `entry ${i + 1}`);
+      assert.equal(row.seq, i + 1);
+      assert.equal(row.key, `k${i % 7}`);
+      assert.equal(row.fence, `f${i % 3}`);
+      assert.equal(row.token, BigInt(1 + Math.floor(i / 2)));
+      assert.deepEqual(row.value, payload(i).subarray(0, 256));
+    }
+    assert.deepEqual(s.auditAfter(n, 10), [], "the rolled-back entry is gone");
+    assert.equal(s.auditAfter(n - 5, 100).length, 5);
+    const reads = s.transaction(() => s.decide({ op: "read", key: "k0", fence: "f0", token: 99_999n }));
+    assert.equal(reads.seq, n + 1, "the next entry takes the rolled-back one's sequence number");
+    assert.equal(s.auditAfter(n, 1)[0]?.value, null, "a read keeps no value");
+  });
+});
