@@ -149,7 +149,10 @@ export class Store {
   private readonly leaseMap = new Map<bigint, LeaseState>();
   private liveBytes = 0;
   private revision = 1n;
-  /** The newest revision whose commit has returned: every acknowledged write is at or below it. */
+  /**
+   * The newest durable revision (committed, and synced with sync "full"): every acknowledged write is at
+   * or below it.
+   */
   private committed = 1n;
   private compacted = -1n;
   /** The open batch: its writes are in SQLite's open transaction. */
