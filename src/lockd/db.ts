@@ -4,7 +4,7 @@
  * node's identity; `leases` the granted leases. WAL mode with `synchronous=FULL`, so a commit that
  * returned is on disk. Integers cross as `bigint` only.
  */
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
+import { closeSync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { LockdStorageError } from "./errors.js";
@@ -139,44 +139,11 @@ export class LockdDb {
 
   /** Commits; when it returns, the transaction is on disk (with sync "full") or in the OS (else). */
   commit(): void {
-    this.commitToOs();
-    if (this.syncEveryCommit) this.syncNow();
-  }
-
-  /**
-   * Commits into the OS only. With sync "full" the commit is durable once a later `sync` or `syncNow`
-   * has finished; with "normal" it is as durable as it gets.
-   */
-  commitToOs(): void {
     this.stmt.commit.run();
+    if (this.syncEveryCommit) this.syncWal();
   }
 
-  /** Whether commits need `sync` to be durable (sync "full" on a file). */
-  get syncs(): boolean {
-    return this.syncEveryCommit;
-  }
-
-  /**
-   * fdatasyncs the WAL on a libuv thread, so the event loop goes on (and the next batch can commit)
-   * meanwhile; `done` gets the error, if any. It covers every commit that returned before the call.
-   */
-  sync(done: (err: Error | null) => void): void {
-    let fd: number;
-    try {
-      fd = this.walFd();
-    } catch (err) {
-      done(err as Error);
-      return;
-    }
-    fdatasync(fd, done);
-  }
-
-  /** `sync`, on this thread. Throws if it fails. */
-  syncNow(): void {
-    fdatasyncSync(this.walFd());
-  }
-
-  private walFd(): number {
+  private syncWal(): void {
     if (this.wal === undefined) {
       // The first commit: the WAL file now exists, and stays (the same file, reused from its start after
       // each checkpoint) until the connection closes. Its directory entry is synced once.
@@ -190,7 +157,7 @@ export class LockdDb {
         closeSync(dir);
       }
     }
-    return this.wal.fd;
+    fdatasyncSync(this.wal.fd);
   }
 
   /** Abandons the open transaction, if there is one. */

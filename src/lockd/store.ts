@@ -5,9 +5,8 @@
  * commit.
  *
  * Writes of one event-loop turn share one SQLite transaction: the first write opens it, a `setImmediate`
- * commits it, and only once it is durable (with sync "full", after a WAL sync that runs off the event
- * loop) are the replies of that turn (reads included, since they may have seen the uncommitted writes)
- * sent and the watchers told.
+ * commits it, and only then are the replies of that turn (reads included, since they may have seen the
+ * uncommitted writes) sent and the watchers told.
  */
 import { randomBytes } from "node:crypto";
 import type {
@@ -96,8 +95,6 @@ interface Batch {
   leases: Set<bigint>;
   /** Whether this batch compacts: then reads wait for the commit too. */
   compacts: boolean;
-  /** The store's revision when the batch was committed to SQLite. */
-  rev: bigint;
 }
 
 /** Which branch each (nested) transaction takes, decided before any operation runs. */
@@ -149,17 +146,10 @@ export class Store {
   private readonly leaseMap = new Map<bigint, LeaseState>();
   private liveBytes = 0;
   private revision = 1n;
-  /**
-   * The newest durable revision (committed, and synced with sync "full"): every acknowledged write is at
-   * or below it.
-   */
+  /** The newest revision whose commit has returned: every acknowledged write is at or below it. */
   private committed = 1n;
   private compacted = -1n;
-  /** The open batch: its writes are in SQLite's open transaction. */
   private batch: Batch | undefined;
-  /** Batches committed into the OS, waiting for their WAL sync (sync "full"), oldest first. */
-  private readonly unsynced: Batch[] = [];
-  private syncing = false;
   private closed = false;
 
   /** Opens the database and rebuilds the index from it. Throws `LockdStorageError` if it cannot. */
@@ -268,40 +258,21 @@ export class Store {
         reject(errors.storageFailed(err));
         return;
       }
-      const last = this.lastPending();
-      if (last) last.pending.push({ resolve: () => resolve(result), reject });
+      if (this.batch) this.batch.pending.push({ resolve: () => resolve(result), reject });
       else resolve(result);
     });
   }
 
   /** Runs `fn` once no write is waiting for its commit (now, if none is). */
   whenIdle(fn: () => void): void {
-    const last = this.lastPending();
-    if (last) last.idle.push(fn);
+    if (this.batch) this.batch.idle.push(fn);
     else fn();
-  }
-
-  /** The newest batch that is not durable yet: open, or committed and waiting for its WAL sync. */
-  private lastPending(): Batch | undefined {
-    return this.batch ?? this.unsynced[this.unsynced.length - 1];
-  }
-
-  /** Whether some batch that is not durable yet matches `test`. */
-  private anyPending(test: (b: Batch) => boolean): boolean {
-    return (this.batch !== undefined && test(this.batch)) || this.unsynced.some(test);
   }
 
   private ensureBatch(): Batch {
     if (this.batch) return this.batch;
     this.db.begin();
-    const batch: Batch = {
-      pending: [],
-      revisions: [],
-      idle: [],
-      leases: new Set(),
-      compacts: false,
-      rev: 0n,
-    };
+    const batch: Batch = { pending: [], revisions: [], idle: [], leases: new Set(), compacts: false };
     this.batch = batch;
     setImmediate(() => this.commit(batch));
     return batch;
@@ -310,89 +281,21 @@ export class Store {
   private commit(batch: Batch): void {
     if (this.batch !== batch) return;
     try {
-      this.db.commitToOs();
+      this.db.commit();
     } catch (err) {
       this.failBatch(err);
       return;
     }
     this.batch = undefined;
-    batch.rev = this.revision;
-    if (!this.db.syncs) {
-      this.durable(batch);
-      return;
-    }
-    if (batch.pending.length <= 1 && !this.syncing) {
-      // A batch of one request (a lone client): syncing on this thread answers it soonest; handing the
-      // sync to a libuv thread and back costs two thread wake-ups.
-      try {
-        this.db.syncNow();
-      } catch (err) {
-        this.unsynced.push(batch);
-        this.broken(err);
-        return;
-      }
-      this.durable(batch);
-      return;
-    }
-    // The WAL sync runs off the event loop: while it does, requests go on and the next batch can
-    // commit into the OS; its replies wait for a sync of their own (syncs run one at a time, in order).
-    this.unsynced.push(batch);
-    this.syncNext();
-  }
-
-  private syncNext(): void {
-    if (this.syncing || this.unsynced.length === 0 || this.closed) return;
-    this.syncing = true;
-    const count = this.unsynced.length;
-    this.db.sync((err) => {
-      this.syncing = false;
-      if (this.closed) return;
-      if (err) {
-        this.broken(err);
-        return;
-      }
-      for (const batch of this.unsynced.splice(0, count)) this.durable(batch);
-      this.syncNext();
-    });
-  }
-
-  /** A batch is durable: its revisions become readable, its watchers hear of them, its replies go. */
-  private durable(batch: Batch): void {
-    this.committed = batch.rev;
+    this.committed = this.revision;
     this.onCommit(batch.revisions);
     for (const p of batch.pending) p.resolve();
     for (const fn of batch.idle) fn();
   }
 
-  /**
-   * A WAL sync failed: what was committed may not be on disk, and cannot be taken back. The store stops;
-   * every request waiting for durability is refused.
-   */
-  private broken(cause: unknown): void {
-    this.closed = true;
-    const waiting = [...this.unsynced.splice(0), ...(this.batch ? [this.batch] : [])];
-    this.batch = undefined;
-    for (const batch of waiting) {
-      for (const p of batch.pending) p.reject(errors.storageFailed(cause));
-      for (const fn of batch.idle) fn();
-    }
-    this.onBroken(cause);
-  }
-
   private failBatch(cause: unknown): void {
     const batch = this.batch;
     this.batch = undefined;
-    if (this.unsynced.length > 0) {
-      // The index is rebuilt from SQLite below, committed batches included: make those durable first.
-      try {
-        this.db.syncNow();
-        for (const b of this.unsynced.splice(0)) this.durable(b);
-      } catch (err) {
-        if (batch) this.unsynced.push(batch);
-        this.broken(err);
-        return;
-      }
-    }
     try {
       this.db.rollback();
       this.load();
@@ -444,8 +347,8 @@ export class Store {
    * below the committed revision.
    */
   range(req: RangeRequest): Promise<RangeResponse> {
-    const waiting = this.lastPending() !== undefined && !this.anyPending((b) => b.compacts);
-    if (waiting && !this.closed && fromWire(req.revision) <= this.committed) {
+    const batch = this.batch;
+    if (batch && !batch.compacts && !this.closed && fromWire(req.revision) <= this.committed) {
       try {
         checkRange(req);
         const res = this.rangeAt(req, this.committed, this.revision);
@@ -764,7 +667,7 @@ export class Store {
       lease.expiresAt = now + Number(lease.ttl) * 1000;
       return lease.ttl;
     };
-    if (this.closed || this.anyPending((b) => b.leases.has(id))) return this.run(renewNow);
+    if (this.closed || this.batch?.leases.has(id)) return this.run(renewNow);
     return Promise.resolve(renewNow());
   }
 
@@ -809,14 +712,6 @@ export class Store {
   /** Commits what is pending and closes the database. Later requests fail with "server stopped". */
   close(): void {
     if (!this.closed && this.batch) this.commit(this.batch);
-    if (!this.closed && this.unsynced.length > 0) {
-      try {
-        this.db.syncNow();
-        for (const batch of this.unsynced.splice(0)) this.durable(batch);
-      } catch (err) {
-        this.broken(err);
-      }
-    }
     this.closed = true;
     this.db.close();
   }
