@@ -3,28 +3,22 @@
  * gone when the process ends. A transaction keeps an undo log, so one that throws leaves nothing behind.
  */
 import { AuditColumns } from "./audit-columns.js";
-import {
-  type AuditRow,
-  applyRule,
-  type Decision,
-  type Outcome,
-  type RuleTarget,
-  type Store,
-  type Verdict,
-} from "./store.js";
+import { type AuditRow, type Decision, RuleStore, type Verdict } from "./store.js";
 
 /** What a transaction changed, to restore if it throws: the map, the key, the value before. */
 type Undo = [Map<string, unknown>, string, unknown];
 
 /** The store in memory. */
-export class MemoryStore implements Store, RuleTarget {
+export class MemoryStore extends RuleStore {
   readonly file = ":memory:";
   private readonly kv = new Map<string, Buffer>();
   private readonly fences = new Map<string, bigint>();
   private readonly log = new AuditColumns();
   private undo: Undo[] | undefined;
 
-  constructor(readonly allowUnfenced = false) {}
+  constructor(allowUnfenced = false) {
+    super(allowUnfenced);
+  }
 
   transaction<T>(fn: () => T): T {
     if (this.undo) throw new Error("transactions do not nest");
@@ -46,18 +40,6 @@ export class MemoryStore implements Store, RuleTarget {
     }
   }
 
-  decide(d: Decision): Outcome {
-    return applyRule(this, this.allowUnfenced, d);
-  }
-
-  read(key: string, fence: string): { value: Buffer | null; maxToken: bigint | null } {
-    return { value: this.get(key), maxToken: this.fenceMax(fence) };
-  }
-
-  maxToken(fence: string): bigint | null {
-    return this.fenceMax(fence);
-  }
-
   auditAfter(after: number, limit: number): AuditRow[] {
     const rows: AuditRow[] = [];
     for (let i = after; i < Math.min(this.log.length, after + limit); i++) rows.push(this.log.row(i));
@@ -67,31 +49,26 @@ export class MemoryStore implements Store, RuleTarget {
   /** Nothing to close; the data is dropped with the process. */
   close(): void {}
 
-  /** @internal */
-  fenceMax(fence: string): bigint | null {
+  protected fenceMax(fence: string): bigint | null {
     return this.fences.get(fence) ?? null;
   }
 
-  /** @internal */
-  setFenceMax(fence: string, token: bigint): void {
+  protected setFenceMax(fence: string, token: bigint): void {
     this.undo?.push([this.fences, fence, this.fences.get(fence)]);
     this.fences.set(fence, token);
   }
 
-  /** @internal */
-  put(key: string, value: Buffer): void {
+  protected put(key: string, value: Buffer): void {
     this.undo?.push([this.kv, key, this.kv.get(key)]);
     // A copy: the value may be a slice of a larger request buffer that should not stay alive.
     this.kv.set(key, Buffer.from(value));
   }
 
-  /** @internal */
-  get(key: string): Buffer | null {
+  protected get(key: string): Buffer | null {
     return this.kv.get(key) ?? null;
   }
 
-  /** @internal */
-  audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
+  protected audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
     this.log.push(d, previous, verdict);
     return this.log.length;
   }

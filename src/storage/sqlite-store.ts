@@ -8,12 +8,9 @@ import Database from "better-sqlite3";
 import {
   AUDIT_VALUE_BYTES,
   type AuditRow,
-  applyRule,
   type Decision,
-  type Outcome,
-  type RuleTarget,
+  RuleStore,
   reasonOf,
-  type Store,
   type StoreOptions,
   type Verdict,
 } from "./store.js";
@@ -51,9 +48,8 @@ interface RawAudit {
 }
 
 /** The store on SQLite. `close` is final. */
-export class SqliteStore implements Store, RuleTarget {
+export class SqliteStore extends RuleStore {
   readonly file: string;
-  readonly allowUnfenced: boolean;
   private readonly db: Database.Database;
   // Fence maxima read or written so far. The database is opened in exclusive mode, so nobody else
   // changes them; a rolled-back transaction clears the cache.
@@ -61,7 +57,7 @@ export class SqliteStore implements Store, RuleTarget {
   private readonly stmt: ReturnType<SqliteStore["prepare"]>;
 
   constructor(options: StoreOptions = {}) {
-    this.allowUnfenced = options.allowUnfenced ?? false;
+    super(options.allowUnfenced ?? false);
     const dir = options.dataDir ?? ".fencelock/storage";
     mkdirSync(dir, { recursive: true });
     this.file = join(dir, "storage.sqlite");
@@ -118,18 +114,6 @@ export class SqliteStore implements Store, RuleTarget {
     }
   }
 
-  decide(d: Decision): Outcome {
-    return applyRule(this, this.allowUnfenced, d);
-  }
-
-  read(key: string, fence: string): { value: Buffer | null; maxToken: bigint | null } {
-    return { value: this.get(key), maxToken: this.fenceMax(fence) };
-  }
-
-  maxToken(fence: string): bigint | null {
-    return this.fenceMax(fence);
-  }
-
   auditAfter(after: number, limit: number): AuditRow[] {
     return this.stmt.listAudit.all(after, limit).map((r) => ({
       seq: Number(r.seq),
@@ -150,8 +134,7 @@ export class SqliteStore implements Store, RuleTarget {
     if (this.db.open) this.db.close();
   }
 
-  /** @internal */
-  fenceMax(fence: string): bigint | null {
+  protected fenceMax(fence: string): bigint | null {
     let max = this.fences.get(fence);
     if (max === undefined) {
       max = (this.stmt.getFence.get(fence) as bigint | undefined) ?? null;
@@ -160,8 +143,7 @@ export class SqliteStore implements Store, RuleTarget {
     return max;
   }
 
-  /** @internal */
-  setFenceMax(fence: string, token: bigint): void {
+  protected setFenceMax(fence: string, token: bigint): void {
     this.stmt.setFence.run(fence, token);
     this.remember(fence, token);
   }
@@ -171,18 +153,15 @@ export class SqliteStore implements Store, RuleTarget {
     this.fences.set(fence, max);
   }
 
-  /** @internal */
-  put(key: string, value: Buffer): void {
+  protected put(key: string, value: Buffer): void {
     this.stmt.putValue.run(key, value);
   }
 
-  /** @internal */
-  get(key: string): Buffer | null {
+  protected get(key: string): Buffer | null {
     return (this.stmt.getValue.get(key) as Buffer | undefined) ?? null;
   }
 
-  /** @internal */
-  audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
+  protected audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
     const accepted = verdict !== "stale" && verdict !== "token-required";
     const info = this.stmt.addAudit.run(
       Date.now(),

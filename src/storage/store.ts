@@ -97,39 +97,58 @@ export function reasonOf(verdict: Verdict, token: bigint | null, previous: bigin
   }
 }
 
-/** The primitive operations a store offers the rule, all inside one open transaction. */
-export interface RuleTarget {
-  fenceMax(fence: string): bigint | null;
-  setFenceMax(fence: string, token: bigint): void;
-  put(key: string, value: Buffer): void;
-  get(key: string): Buffer | null;
-  /** Appends the decision to the audit log and returns its sequence number. */
-  audit(d: Decision, previous: bigint | null, verdict: Verdict): number;
-}
+/**
+ * What both stores share: the rule of DESIGN §3 and the plain reads, written once on five primitives
+ * that each store implements (all called inside one open transaction).
+ */
+export abstract class RuleStore implements Store {
+  abstract readonly file: string;
 
-/** The rule of DESIGN §3, on any store. */
-export function applyRule(t: RuleTarget, allowUnfenced: boolean, d: Decision): Outcome {
-  const previous = t.fenceMax(d.fence);
-  if (d.token === null) {
-    if (!allowUnfenced) {
-      const seq = t.audit(d, previous, "token-required");
-      return { kind: "token-required", seq, reason: reasonOf("token-required", null, previous) };
+  constructor(readonly allowUnfenced: boolean) {}
+
+  abstract transaction<T>(fn: () => T): T;
+  abstract auditAfter(after: number, limit: number): AuditRow[];
+  abstract close(): void;
+
+  /** The highest token `fence` has seen; `null` if none. */
+  protected abstract fenceMax(fence: string): bigint | null;
+  protected abstract setFenceMax(fence: string, token: bigint): void;
+  protected abstract put(key: string, value: Buffer): void;
+  protected abstract get(key: string): Buffer | null;
+  /** Appends the decision to the audit log and returns its sequence number. */
+  protected abstract audit(d: Decision, previous: bigint | null, verdict: Verdict): number;
+
+  decide(d: Decision): Outcome {
+    const previous = this.fenceMax(d.fence);
+    if (d.token === null) {
+      if (!this.allowUnfenced) {
+        const seq = this.audit(d, previous, "token-required");
+        return { kind: "token-required", seq, reason: reasonOf("token-required", null, previous) };
+      }
+      // An unfenced write bypasses the fence on purpose (the demo's unsafe case) and leaves it unchanged.
+      this.put(d.key, (d as Extract<Decision, { op: "write" }>).value);
+      return { kind: "written", seq: this.audit(d, previous, "unfenced"), maxToken: previous };
     }
-    // An unfenced write bypasses the fence on purpose (the demo's unsafe case) and leaves it unchanged.
-    t.put(d.key, (d as Extract<Decision, { op: "write" }>).value);
-    return { kind: "written", seq: t.audit(d, previous, "unfenced"), maxToken: previous };
+    const token = d.token;
+    if (previous !== null && token < previous) {
+      const seq = this.audit(d, previous, "stale");
+      return { kind: "stale", seq, token, maxToken: previous, reason: reasonOf("stale", token, previous) };
+    }
+    const verdict: Verdict = previous === null ? "first" : token === previous ? "equal" : "newer";
+    if (verdict !== "equal") this.setFenceMax(d.fence, token);
+    if (d.op === "write") {
+      this.put(d.key, d.value);
+      return { kind: "written", seq: this.audit(d, previous, verdict), maxToken: token };
+    }
+    const seq = this.audit(d, previous, verdict);
+    return { kind: "read", seq, value: this.get(d.key), maxToken: token };
   }
-  const token = d.token;
-  if (previous !== null && token < previous) {
-    const seq = t.audit(d, previous, "stale");
-    return { kind: "stale", seq, token, maxToken: previous, reason: reasonOf("stale", token, previous) };
+
+  read(key: string, fence: string): { value: Buffer | null; maxToken: bigint | null } {
+    return { value: this.get(key), maxToken: this.fenceMax(fence) };
   }
-  const verdict: Verdict = previous === null ? "first" : token === previous ? "equal" : "newer";
-  if (verdict !== "equal") t.setFenceMax(d.fence, token);
-  if (d.op === "write") {
-    t.put(d.key, d.value);
-    return { kind: "written", seq: t.audit(d, previous, verdict), maxToken: token };
+
+  maxToken(fence: string): bigint | null {
+    return this.fenceMax(fence);
   }
-  const seq = t.audit(d, previous, verdict);
-  return { kind: "read", seq, value: t.get(d.key), maxToken: token };
 }
