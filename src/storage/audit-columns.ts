@@ -47,10 +47,12 @@ function chunk(): Chunk {
 
 /** An append-only audit log that can drop its newest entries (a rolled-back transaction). */
 export class AuditColumns {
-  /** How many entries it holds; entry `i` has sequence number `i + 1`. */
+  /** How many entries it has taken; entry `i` has sequence number `i + 1`. */
   length = 0;
-  private readonly chunks: Chunk[] = [];
-  private readonly slabs: Buffer[] = [];
+  /** The oldest entry still kept (`dropBefore` forgets whole chunks before it). */
+  first = 0;
+  private readonly chunks: (Chunk | undefined)[] = [];
+  private readonly slabs: (Buffer | undefined)[] = [];
   private slabUsed = SLAB_BYTES;
   private readonly names: string[] = [];
   private readonly ids = new Map<string, number>();
@@ -86,12 +88,32 @@ export class AuditColumns {
     this.length = i + 1;
   }
 
+  /**
+   * Forgets the whole chunks of entries before `index`, and the preview slabs only they used; `first`
+   * moves to the start of the oldest chunk kept.
+   */
+  dropBefore(index: number): void {
+    const keepChunk = Math.min(index, this.length) >>> CHUNK_BITS;
+    if (keepChunk << CHUNK_BITS <= this.first) return;
+    for (let k = this.first >>> CHUNK_BITS; k < keepChunk; k++) this.chunks[k] = undefined;
+    this.first = keepChunk << CHUNK_BITS;
+    // The oldest preview still needed is that of the first kept write; older slabs can go.
+    for (let i = this.first; i < this.length; i++) {
+      const c = this.chunks[i >>> CHUNK_BITS] as Chunk;
+      if ((c.flags[i & MASK] as number) & PREVIEW && c.lengths[i & MASK] !== 0) {
+        const slab = Math.floor((c.at[i & MASK] as number) / SLAB_BYTES);
+        for (let s = 0; s < slab; s++) this.slabs[s] = undefined;
+        return;
+      }
+    }
+  }
+
   /** Forgets the entries from `length` on. Their preview bytes stay in the pool, unused. */
   truncate(length: number): void {
     if (length < this.length) this.length = length;
   }
 
-  /** Entry `i` (0-based) as an audit row. */
+  /** Entry `i` (0-based, from `first` to `length - 1`) as an audit row. */
   row(i: number): AuditRow {
     const c = this.chunks[i >>> CHUNK_BITS] as Chunk;
     const j = i & MASK;

@@ -3,7 +3,7 @@
  * gone when the process ends. A transaction keeps an undo log, so one that throws leaves nothing behind.
  */
 import { AuditColumns } from "./audit-columns.js";
-import { type AuditRow, type Decision, RuleStore, type Verdict } from "./store.js";
+import { type AuditRow, type Decision, RuleStore, type StoreOptions, type Verdict } from "./store.js";
 
 /** What a transaction changed, to restore if it throws: the map, the key, the value before. */
 type Undo = [Map<string, unknown>, string, unknown];
@@ -16,8 +16,12 @@ export class MemoryStore extends RuleStore {
   private readonly log = new AuditColumns();
   private undo: Undo[] | undefined;
 
-  constructor(allowUnfenced = false) {
-    super(allowUnfenced);
+  private readonly auditKeep: number | undefined;
+
+  /** A store with `options.allowUnfenced` and `options.auditKeep`; the other options are SQLite's. */
+  constructor(options: StoreOptions = {}) {
+    super(options.allowUnfenced ?? false);
+    this.auditKeep = options.auditKeep;
   }
 
   transaction<T>(fn: () => T): T {
@@ -26,7 +30,9 @@ export class MemoryStore extends RuleStore {
     const logLength = this.log.length;
     this.undo = undo;
     try {
-      return fn();
+      const result = fn();
+      if (this.auditKeep !== undefined) this.log.dropBefore(this.log.length - this.auditKeep);
+      return result;
     } catch (err) {
       for (let i = undo.length - 1; i >= 0; i--) {
         const [map, key, before] = undo[i] as Undo;
@@ -42,7 +48,8 @@ export class MemoryStore extends RuleStore {
 
   auditAfter(after: number, limit: number): AuditRow[] {
     const rows: AuditRow[] = [];
-    for (let i = after; i < Math.min(this.log.length, after + limit); i++) rows.push(this.log.row(i));
+    const start = Math.max(after, this.log.first);
+    for (let i = start; i < Math.min(this.log.length, start + limit); i++) rows.push(this.log.row(i));
     return rows;
   }
 

@@ -81,7 +81,7 @@ export class StorageServer {
     this.discardCap = this.limits.maxBodyBytes * 4;
     this.authDigest = options.authToken === undefined ? undefined : digest(options.authToken);
     this.log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
-    this.store = options.memory ? new MemoryStore(options.allowUnfenced) : new SqliteStore(options);
+    this.store = options.memory ? new MemoryStore(options) : new SqliteStore(options);
     this.batcher = new Batcher(this.store);
     this.http = new Http1Server({
       handler: (req, res) => this.handle(req, res),

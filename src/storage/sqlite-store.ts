@@ -55,6 +55,10 @@ export class SqliteStore extends RuleStore {
   // changes them; a rolled-back transaction clears the cache.
   private readonly fences = new Map<string, bigint | null>();
   private readonly stmt: ReturnType<SqliteStore["prepare"]>;
+  private readonly auditKeep: number | undefined;
+  /** The oldest and newest audit sequence numbers kept (0 when the log is empty). */
+  private oldestSeq: number;
+  private newestSeq: number;
 
   constructor(options: StoreOptions = {}) {
     super(options.allowUnfenced ?? false);
@@ -70,6 +74,10 @@ export class SqliteStore extends RuleStore {
     this.db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.db.exec(SCHEMA);
     this.stmt = this.prepare();
+    this.auditKeep = options.auditKeep;
+    const bounds = this.stmt.auditBounds.get() as { oldest: bigint | null; newest: bigint | null };
+    this.oldestSeq = Number(bounds.oldest ?? 0n);
+    this.newestSeq = Number(bounds.newest ?? 0n);
   }
 
   private prepare() {
@@ -98,20 +106,34 @@ export class SqliteStore extends RuleStore {
         "INSERT INTO audit (time_ms, op, key, fence, token, previous_max, accepted, reason, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       listAudit,
+      auditBounds: db.prepare("SELECT MIN(seq) AS oldest, MAX(seq) AS newest FROM audit").safeIntegers(true),
+      dropAudit: db.prepare<[number]>("DELETE FROM audit WHERE seq < ?"),
     };
   }
 
   transaction<T>(fn: () => T): T {
+    const [oldest, newest] = [this.oldestSeq, this.newestSeq];
     this.stmt.begin.run();
     try {
       const result = fn();
+      this.dropOldAudit();
       this.stmt.commit.run();
       return result;
     } catch (err) {
       if (this.db.inTransaction) this.stmt.rollback.run();
       this.fences.clear();
+      [this.oldestSeq, this.newestSeq] = [oldest, newest];
       throw err;
     }
+  }
+
+  /** With `auditKeep`, drops the entries before the newest `auditKeep` once an eighth more piled up. */
+  private dropOldAudit(): void {
+    const keep = this.auditKeep;
+    if (keep === undefined || this.newestSeq - this.oldestSeq + 1 <= keep + Math.ceil(keep / 8)) return;
+    const first = this.newestSeq - keep + 1;
+    this.stmt.dropAudit.run(first);
+    this.oldestSeq = first;
   }
 
   auditAfter(after: number, limit: number): AuditRow[] {
@@ -174,6 +196,8 @@ export class SqliteStore extends RuleStore {
       reasonOf(verdict, d.token, previous),
       d.op === "write" ? d.value.subarray(0, AUDIT_VALUE_BYTES) : null,
     );
-    return Number(info.lastInsertRowid);
+    this.newestSeq = Number(info.lastInsertRowid);
+    if (this.oldestSeq === 0) this.oldestSeq = this.newestSeq;
+    return this.newestSeq;
   }
 }

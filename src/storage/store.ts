@@ -49,6 +49,11 @@ export interface StoreOptions {
   synchronous?: "normal" | "full";
   /** Accept writes without a token (they bypass the fence). */
   allowUnfenced?: boolean;
+  /**
+   * Keep at least the newest `auditKeep` audit entries and drop older ones, a step at a time (so the log
+   * holds somewhat more). Sequence numbers go on from where they were. Default: keep every entry.
+   */
+  auditKeep?: number;
 }
 
 /** How many bytes of a written value the audit log keeps. */

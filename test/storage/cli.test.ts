@@ -34,7 +34,16 @@ function cli(args: string[]): Promise<{ code: number | null; out: string; err: s
 test("--help prints the flags and exits 0; bad flags exit 2 with a message", async () => {
   const help = await cli(["storage", "--help"]);
   assert.equal(help.code, 0);
-  for (const flag of ["--host", "--port", "--data", "--memory", "--allow-unfenced", "--auth-token"]) {
+  const flags = [
+    "--host",
+    "--port",
+    "--data",
+    "--memory",
+    "--allow-unfenced",
+    "--auth-token",
+    "--audit-keep",
+  ];
+  for (const flag of flags) {
     assert.ok(help.out.includes(flag), flag);
   }
   const bad: [string[], RegExp][] = [
@@ -43,6 +52,9 @@ test("--help prints the flags and exits 0; bad flags exit 2 with a message", asy
     [["--port", "70000"], /--port must be 0\.\.65535/],
     [["--memory", "--data", "/tmp/x"], /exclude each other/],
     [["--synchronous", "sometimes"], /--synchronous must be normal or full/],
+    [["--audit-keep", "0"], /--audit-keep must be a whole number of entries >= 1, got 0/],
+    [["--audit-keep", "many"], /--audit-keep must be a whole number/],
+    [["--audit-keep", "1e3"], /--audit-keep must be a whole number/],
     [["extra"], /Unexpected argument 'extra'/],
   ];
   const results = await Promise.all(bad.map(([args]) => cli(["storage", ...args])));

@@ -81,7 +81,7 @@ describe("raw-number JSON", () => {
 
 /** A store of each kind; `close` also removes the SQLite store's directory. */
 const kinds: [string, (allowUnfenced?: boolean) => Store][] = [
-  ["memory", (allowUnfenced) => new MemoryStore(allowUnfenced)],
+  ["memory", (allowUnfenced) => new MemoryStore({ allowUnfenced })],
   [
     "SQLite",
     (allowUnfenced) => {
@@ -212,5 +212,62 @@ describe("the memory store's columnar audit log", () => {
     const reads = s.transaction(() => s.decide({ op: "read", key: "k0", fence: "f0", token: 99_999n }));
     assert.equal(reads.seq, n + 1, "the next entry takes the rolled-back one's sequence number");
     assert.equal(s.auditAfter(n, 1)[0]?.value, null, "a read keeps no value");
+  });
+});
+
+describe("audit retention (auditKeep)", () => {
+  const writeMany = (s: Store, from: number, count: number) => {
+    for (let i = from; i < from + count; i++) {
+      s.transaction(() =>
+        s.decide({ op: "write", key: "k", fence: "k", token: BigInt(i + 1), value: Buffer.from(`v${i}`) }),
+      );
+    }
+  };
+
+  test("SQLite keeps at least the newest N entries, drops older ones, and numbering goes on after a reopen", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fencelock-keep-"));
+    try {
+      let s = new SqliteStore({ dataDir: dir, auditKeep: 100 });
+      for (let i = 0; i < 300; i++) {
+        writeMany(s, i, 1);
+        const count = s.auditAfter(0, 1000).length;
+        assert.ok(count >= Math.min(i + 1, 100), `after ${i + 1} writes only ${count} entries are kept`);
+      }
+      writeMany(s, 300, 700);
+      const kept = s.auditAfter(0, 1000);
+      assert.ok(kept.length >= 100 && kept.length <= 113, `${kept.length} entries kept`);
+      assert.equal(kept.at(-1)?.seq, 1000);
+      assert.deepEqual(
+        kept.map((r) => r.seq),
+        Array.from({ length: kept.length }, (_, i) => 1001 - kept.length + i),
+        "the newest entries, contiguous",
+      );
+      assert.equal(kept.at(-1)?.value?.toString(), "v999");
+      s.close();
+      s = new SqliteStore({ dataDir: dir, auditKeep: 100 });
+      writeMany(s, 1000, 1);
+      assert.equal(s.auditAfter(1000, 10)[0]?.seq, 1001, "sequence numbers are never reused");
+      s.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("memory drops whole chunks older than the newest N; reads from before them start at the oldest kept", () => {
+    const s = new MemoryStore({ auditKeep: 1000 });
+    writeMany(s, 0, 40_000);
+    const first = s.auditAfter(0, 1)[0];
+    assert.ok(first, "something is kept");
+    assert.ok(first.seq > 16_384 && first.seq <= 39_001, `oldest kept is ${first.seq}`);
+    assert.equal(first.value?.toString(), `v${first.seq - 1}`, "its preview survived the dropped slabs");
+    const newest = s.auditAfter(39_000, 1000);
+    assert.equal(newest.length, 1000);
+    assert.deepEqual(
+      newest.map((r) => [r.seq, r.value?.toString()]),
+      Array.from({ length: 1000 }, (_, i) => [39_001 + i, `v${39_000 + i}`]),
+    );
+    const all = new MemoryStore();
+    writeMany(all, 0, 20_000);
+    assert.equal(all.auditAfter(0, 1)[0]?.seq, 1, "without auditKeep nothing is dropped");
   });
 });

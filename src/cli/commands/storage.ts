@@ -22,6 +22,8 @@ flags:
                       or full (also survives an OS crash or power loss; slower)
   --allow-unfenced    accept writes without a fencing token (unsafe; for the demo)
   --auth-token T      require Authorization: Bearer T on every request but /healthz
+  --audit-keep N      keep the newest N audit entries (at least; older ones are dropped in steps;
+                      sequence numbers go on). Default: keep every entry
   -h, --help          this help`;
 
 /** Parses the flags, runs the server, resolves with the exit code once it has stopped. */
@@ -55,6 +57,13 @@ export async function run(argv: string[]): Promise<number> {
     console.error("fencelock storage: --auth-token must not be empty");
     return 2;
   }
+  const auditKeep = values["audit-keep"] === undefined ? undefined : Number(values["audit-keep"]);
+  if (auditKeep !== undefined && (!/^[1-9][0-9]{0,14}$/.test(values["audit-keep"] ?? "") || !auditKeep)) {
+    console.error(
+      `fencelock storage: --audit-keep must be a whole number of entries >= 1, got ${values["audit-keep"]}`,
+    );
+    return 2;
+  }
 
   let server: StorageServer;
   try {
@@ -64,6 +73,7 @@ export async function run(argv: string[]): Promise<number> {
       synchronous,
       allowUnfenced: values["allow-unfenced"] ?? false,
       authToken: values["auth-token"],
+      auditKeep,
     });
   } catch (err) {
     const busy = /locked|busy/i.test((err as Error).message) ? " (is another storage server using it?)" : "";
@@ -109,6 +119,7 @@ function parse(argv: string[]) {
       synchronous: { type: "string" },
       "allow-unfenced": { type: "boolean" },
       "auth-token": { type: "string" },
+      "audit-keep": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
