@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS audit (
   value BLOB
 );`;
 
+/** Most audit entries one batch drops (`auditKeep`). */
+const MAX_AUDIT_DROP = 1024;
+
 /** Most fence maxima kept in memory; past it the cache starts over. */
 const FENCE_CACHE_MAX = 100_000;
 
@@ -127,11 +130,14 @@ export class SqliteStore extends RuleStore {
     }
   }
 
-  /** With `auditKeep`, drops the entries before the newest `auditKeep` once an eighth more piled up. */
+  /**
+   * With `auditKeep`, drops entries before the newest `auditKeep` once an eighth more piled up, at most
+   * `MAX_AUDIT_DROP` a batch, so no batch's replies wait for a long delete.
+   */
   private dropOldAudit(): void {
     const keep = this.auditKeep;
     if (keep === undefined || this.newestSeq - this.oldestSeq + 1 <= keep + Math.ceil(keep / 8)) return;
-    const first = this.newestSeq - keep + 1;
+    const first = Math.min(this.oldestSeq + MAX_AUDIT_DROP, this.newestSeq - keep + 1);
     this.stmt.dropAudit.run(first);
     this.oldestSeq = first;
   }

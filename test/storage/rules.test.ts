@@ -248,6 +248,18 @@ describe("audit retention (auditKeep)", () => {
       writeMany(s, 1000, 1);
       assert.equal(s.auditAfter(1000, 10)[0]?.seq, 1001, "sequence numbers are never reused");
       s.close();
+      // Reopened with a much smaller bound, it catches up at most 1,024 entries a batch.
+      s = new SqliteStore({ dataDir: dir });
+      writeMany(s, 1001, 3000);
+      s.close();
+      s = new SqliteStore({ dataDir: dir, auditKeep: 10 });
+      const oldest = () => s.auditAfter(0, 1)[0]?.seq ?? 0;
+      const before = oldest();
+      writeMany(s, 4001, 1);
+      assert.equal(oldest(), before + 1024);
+      writeMany(s, 4002, 3);
+      assert.equal(oldest(), 4005 - 10 + 1, "caught up: the newest 10 are left");
+      s.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
