@@ -52,7 +52,7 @@ export class LockdDb {
   private readonly db: Database.Database;
   private readonly stmt: ReturnType<LockdDb["prepare"]>;
   private readonly syncEveryCommit: boolean;
-  private wal: { fd: number } | undefined;
+  private walFd: number | undefined;
 
   /** Opens (creating if needed) the database at `path`, or an in-memory one for `":memory:"`. */
   constructor(
@@ -144,12 +144,11 @@ export class LockdDb {
   }
 
   private syncWal(): void {
-    if (this.wal === undefined) {
+    if (this.walFd === undefined) {
       // The first commit: the WAL file now exists, and stays (the same file, reused from its start after
       // each checkpoint) until the connection closes. Its directory entry is synced once.
       const walPath = `${this.path}-wal`;
-      const fd = openSync(walPath, "r");
-      this.wal = { fd };
+      this.walFd = openSync(walPath, "r");
       const dir = openSync(dirname(walPath), "r");
       try {
         fsyncSync(dir);
@@ -157,7 +156,7 @@ export class LockdDb {
         closeSync(dir);
       }
     }
-    fdatasyncSync(this.wal.fd);
+    fdatasyncSync(this.walFd);
   }
 
   /** Abandons the open transaction, if there is one. */
@@ -239,7 +238,7 @@ export class LockdDb {
     if (!this.db.open) return;
     this.rollback();
     this.db.close();
-    if (this.wal) closeSync(this.wal.fd);
-    this.wal = undefined;
+    if (this.walFd !== undefined) closeSync(this.walFd);
+    this.walFd = undefined;
   }
 }

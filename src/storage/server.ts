@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { Batcher } from "./batch.js";
-import { problemBody, send, sendJson, sendProblem } from "./http.js";
+import { problemBody, sendJson, sendProblem } from "./http.js";
 import { type Http1Request, type Http1Response, Http1Server, type ProtocolFault } from "./http1.js";
 import { checkTokenHeader, DEFAULT_LIMITS, decodeName, decodeUtf8, type Limits } from "./input.js";
 import { MemoryStore } from "./memory-store.js";
@@ -165,7 +165,7 @@ export class StorageServer {
           );
         case "metrics":
           if (!this.allow(req, res, route, "GET")) return;
-          return send(res, 200, "text/plain; version=0.0.4; charset=utf-8", this.metrics.render());
+          return res.send(200, "text/plain; version=0.0.4; charset=utf-8", this.metrics.render());
         default:
           return this.fail(res, route, "NOT_FOUND", `no route ${req.method} ${path.slice(0, 200)}`);
       }
@@ -265,7 +265,7 @@ export class StorageServer {
           maxToken: maxToken?.toString() ?? null,
         });
       }
-      return send(res, 200, "application/octet-stream", value);
+      return res.send(200, "application/octet-stream", value);
     }
 
     if (req.bodyTooLarge) {

@@ -115,7 +115,8 @@ export class SqliteStore extends RuleStore {
   }
 
   transaction<T>(fn: () => T): T {
-    const [oldest, newest] = [this.oldestSeq, this.newestSeq];
+    const oldest = this.oldestSeq;
+    const newest = this.newestSeq;
     this.stmt.begin.run();
     try {
       const result = fn();
@@ -125,7 +126,8 @@ export class SqliteStore extends RuleStore {
     } catch (err) {
       if (this.db.inTransaction) this.stmt.rollback.run();
       this.fences.clear();
-      [this.oldestSeq, this.newestSeq] = [oldest, newest];
+      this.oldestSeq = oldest;
+      this.newestSeq = newest;
       throw err;
     }
   }
