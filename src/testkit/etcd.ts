@@ -2,12 +2,15 @@
  * Launches a real etcd cluster (one or three members) from the installed `etcd` binary, on loopback
  * ports, with data in a temporary directory; ready when every member reports healthy; always torn down.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/load.js";
 import type { StatusResponse } from "../proto/types.js";
 import { type Child, freePort, LaunchError, launch, type TempDir, tempDir } from "./process.js";
+
+/** How many times a cluster start is retried on new ports after losing a port race. */
+const PORT_RETRIES = 3;
 
 /** One member of a launched cluster. */
 export interface EtcdMember {
@@ -93,24 +96,24 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
   const root = options.dataDir ?? (temp as TempDir).path;
   const members: EtcdMember[] = [];
   for (let i = 0; i < size; i++) {
-    const fixed = options.ports?.[i];
-    const clientPort = fixed?.client ?? (await freePort());
-    const peerPort = fixed?.peer ?? (await freePort());
     const dataDir = join(root, `member-${i + 1}`);
     await mkdir(dataDir, { recursive: true });
-    members.push({
-      name: `m${i + 1}`,
-      clientPort,
-      peerPort,
-      endpoint: `127.0.0.1:${clientPort}`,
-      dataDir,
-      child: undefined,
-    });
+    members.push({ name: `m${i + 1}`, clientPort: 0, peerPort: 0, endpoint: "", dataDir, child: undefined });
   }
-  const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
-  const token = `fencelock-${process.pid}-${Date.now()}`;
+  let initialCluster = "";
+  let token = "";
+  /** Gives every member its ports (the caller's, or free ones) and names the new cluster. */
+  const assignPorts = async () => {
+    for (const [i, m] of members.entries()) {
+      m.clientPort = options.ports?.[i]?.client ?? (await freePort());
+      m.peerPort = options.ports?.[i]?.peer ?? (await freePort());
+      m.endpoint = `127.0.0.1:${m.clientPort}`;
+    }
+    initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
+    token = `fencelock-${process.pid}-${Date.now()}`;
+  };
 
-  const startMember = async (m: EtcdMember) => {
+  const startMember = async (m: EtcdMember, signal = options.signal) => {
     const args = [
       "--name",
       m.name,
@@ -148,7 +151,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
       args,
       probe: async () => ((await healthy(m.endpoint)) ? true : undefined),
       timeoutMs,
-      signal: options.signal,
+      signal,
       output: options.verbose ? "inherit" : "ignore",
       detached: options.detached,
     });
@@ -174,23 +177,45 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
 
   // A leader asked to stop first tries to hand its leadership over, which takes seconds when its peers
   // are stopping too: stop the followers first, then the leader.
-  const stop = async () => {
+  const stop = async (keepData = false) => {
     const leader = members.some((m) => m.child?.running) ? await leaderIndex() : -1;
     await Promise.all(members.map(async (m, i) => (i === leader ? undefined : m.child?.stop())));
     await members[leader]?.child?.stop();
-    await temp?.remove();
+    if (!keepData) await temp?.remove();
   };
 
-  try {
-    await Promise.all(members.map(startMember));
-  } catch (err) {
-    await stop();
+  // A free port can be taken by another process between `freePort` and etcd binding it: then the
+  // whole cluster starts again on new ports, from empty data directories (only ones this call made).
+  const retries = options.ports === undefined && options.dataDir === undefined ? PORT_RETRIES : 0;
+  for (let attempt = 0; ; attempt++) {
+    await assignPorts();
+    // The first member that fails aborts the others' starts, and every start ends before the
+    // cleanup, so no member is left running (a member still launching has no child to stop yet).
+    const abort = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
+    let err: unknown;
+    await Promise.all(
+      members.map((m) =>
+        startMember(m, signal).catch((e: unknown) => {
+          err ??= e;
+          abort.abort();
+        }),
+      ),
+    );
+    if (err === undefined) break;
+    const retry = attempt < retries && /address already in use/.test(String((err as Error)?.message));
+    await stop(retry);
     if (err instanceof LaunchError && /ENOENT|could not start/.test(`${err.message} ${String(err.cause)}`)) {
       throw new LaunchError("etcd is not installed (Debian: apt-get install etcd-server etcd-client)", {
         cause: err,
       });
     }
-    throw err;
+    if (!retry) throw err;
+    for (const m of members) {
+      m.child = undefined;
+      await rm(m.dataDir, { recursive: true, force: true });
+      await mkdir(m.dataDir, { recursive: true });
+    }
   }
 
   return {
@@ -209,6 +234,6 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
       await startMember(m);
     },
     leaderIndex,
-    stop,
+    stop: () => stop(),
   };
 }
