@@ -47,6 +47,22 @@ export class LockLostError extends FencelockError {
   }
 }
 
+/**
+ * A guarded transaction (`lock.txn()`) found that the lock key no longer has this holder's create revision:
+ * the lease expired, or the lock was released. Nothing was written.
+ */
+export class LockNotHeldError extends FencelockError {
+  constructor(
+    readonly key: string,
+    readonly token: bigint,
+  ) {
+    super(
+      "LOCK_NOT_HELD",
+      `lock ${key} (token ${token}) is no longer held; the guarded transaction wrote nothing`,
+    );
+  }
+}
+
 /** The reason `lock.signal` aborts with after `unlock()`. */
 export class LockReleasedError extends FencelockError {
   constructor(readonly key: string) {

@@ -24,11 +24,20 @@ export {
   InvalidArgumentError,
   LeaseNotFoundError,
   LockLostError,
+  LockNotHeldError,
   LockReleasedError,
   LockTimeoutError,
   type SessionEndReason,
   SessionExpiredError,
 } from "./errors.js";
+export {
+  type Bytes,
+  type GuardedKeyValue,
+  type GuardedOp,
+  type GuardedOpResult,
+  type GuardedTxnResult,
+  MAX_GUARDED_OPS,
+} from "./guarded-txn.js";
 export { lockKey, lockPrefix } from "./keys.js";
 export { Lock } from "./lock.js";
 export { type LockOptions, Mutex } from "./mutex.js";

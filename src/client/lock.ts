@@ -1,7 +1,10 @@
 /** A held lock: its fencing token, its key, a signal that aborts when it can no longer be trusted, and unlock. */
 import "./dispose.js";
+import { fromWire } from "../proto/int64.js";
+import type { TxnResponse } from "../proto/types.js";
 import { publish } from "./diagnostics.js";
-import { LockReleasedError } from "./errors.js";
+import { InvalidArgumentError, LockNotHeldError, LockReleasedError } from "./errors.js";
+import { type GuardedOp, type GuardedTxnResult, guardedResults, guardedTxnRequest } from "./guarded-txn.js";
 import { deleteIfTxn, type LockKeys, txn } from "./kv.js";
 import type { Session } from "./session.js";
 
@@ -59,6 +62,34 @@ export class Lock {
       throw err;
     });
     return this.unlocking;
+  }
+
+  /**
+   * The etcd guard: runs `ops` (puts, deletes, gets on keys outside the lock's own prefix) as one etcd
+   * transaction that commits only if the lock key still has this lock's create revision, its token. Resolves
+   * with the commit revision and each operation's result. Rejects with `LockNotHeldError` if the lock is no
+   * longer held (the lease expired, the lock was released: also at once after `unlock()`), and then nothing
+   * was written; with `InvalidArgumentError` for bad operations (nothing sent); with `AbortedError` if
+   * `signal` aborts, `CallTimeoutError` after `timeoutMs` (or the client's call timeout), or another
+   * transport error, after which the transaction may or may not have committed. Never retried by itself.
+   */
+  async txn(
+    ops: GuardedOp[],
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<GuardedTxnResult> {
+    const request = guardedTxnRequest(this.keys.key, this.keys.prefix, this.token, ops);
+    const { signal, timeoutMs } = options;
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+      throw new InvalidArgumentError(`timeoutMs must be a number ≥ 0, got ${timeoutMs}`);
+    }
+    if (this.released) throw new LockNotHeldError(this.key, this.token);
+    const res = await this.session.transport.unary<TxnResponse>("KV", "Txn", request, {
+      signal,
+      deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+      idempotent: false,
+    });
+    if (!res.succeeded) throw new LockNotHeldError(this.key, this.token);
+    return { revision: fromWire(res.header?.revision), results: guardedResults(res.responses) };
   }
 
   /** Same as `unlock()`. */

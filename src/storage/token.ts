@@ -4,8 +4,9 @@
  * becomes a `bigint` without ever passing through a JavaScript `number`.
  */
 
-/** The largest int64, the largest token. */
-export const MAX_TOKEN = 9223372036854775807n;
+import { MAX_TOKEN } from "../shared/token.js";
+
+export { MAX_TOKEN };
 
 /** The result of parsing a token: the value, or why it is not one. */
 export type TokenParse = { ok: true; token: bigint } | { ok: false; reason: string };

@@ -25,6 +25,8 @@ export interface RawKey {
 export interface RawEtcd {
   /** Keys under `name/`, oldest first. */
   keys(name: string): Promise<RawKey[]>;
+  /** The value of one key, or undefined if it does not exist. */
+  get(key: string): Promise<string | undefined>;
   /** Revokes a lease, as an operator would with `etcdctl lease revoke`. */
   revoke(leaseId: bigint): Promise<void>;
   close(): void;
@@ -76,6 +78,10 @@ export function rawEtcd(endpoints: string[]): RawEtcd {
         createRevision: fromWire(kv.create_revision),
         lease: fromWire(kv.lease),
       }));
+    },
+    async get(key) {
+      const res = await tryAll((p) => call<RangeResponse>(p.kv, "Range", { key: Buffer.from(key) }));
+      return res.kvs[0]?.value.toString();
     },
     async revoke(leaseId) {
       await tryAll((p) => call(p.lease, "LeaseRevoke", { ID: toWire(leaseId) }));

@@ -15,6 +15,7 @@ import {
   InvalidArgumentError,
   type Lock,
   type LockClient,
+  LockNotHeldError,
   LockReleasedError,
   LockTimeoutError,
   SessionExpiredError,
@@ -297,6 +298,62 @@ export function lockClientSuite(backend: string, start: () => Promise<Backend>):
           "the new holder's key is untouched",
         );
         assert.equal(lock.signal.aborted, false);
+        await lock.unlock();
+      } finally {
+        child.kill("SIGCONT");
+        child.kill("SIGKILL");
+        await exited;
+        await s.close();
+      }
+    });
+
+    it("lock.txn writes only while the lock is held (the etcd guard)", async () => {
+      const c = client();
+      const name = freshName("guard");
+      const data = `${name}-data`;
+      const s = await c.session({ ttl: 10 });
+      const lock = await s.mutex(name).lock();
+      const res = await lock.txn([{ put: { key: data, value: "1" } }, { get: { key: data } }]);
+      assert.ok(res.revision > lock.token);
+      const got = res.results[1];
+      assert.equal(got?.op, "get");
+      assert.deepEqual(got?.op === "get" ? got.kvs.map((kv) => [kv.value.toString(), kv.modRevision]) : [], [
+        ["1", res.revision],
+      ]);
+      await assert.rejects(lock.txn([{ put: { key: `${name}/x`, value: "" } }]), InvalidArgumentError);
+      await assert.rejects(lock.txn([]), InvalidArgumentError);
+      await raw.revoke(s.leaseId);
+      await assert.rejects(lock.txn([{ put: { key: data, value: "2" } }]), LockNotHeldError);
+      assert.equal(await raw.get(data), "1", "the refused transaction wrote nothing");
+      await lock.unlock();
+      await assert.rejects(lock.txn([{ delete: { key: data } }]), LockNotHeldError);
+      assert.equal(await raw.get(data), "1");
+    });
+
+    it("a holder frozen past its TTL has its late guarded write refused; the new holder's stands", async () => {
+      const name = freshName("guard-frozen");
+      const data = `${name}-data`;
+      const child = spawn(process.execPath, [CONTENDER, "hold", server.endpoints.join(","), name, "2"], {
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      const s = await client().session({ ttl: 10 });
+      try {
+        const messages = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+        const next = async () =>
+          JSON.parse(((await within("child output", messages.next(), 20_000)).value ?? "{}") as string);
+        assert.equal((await next()).event, "locked");
+        child.stdin.write(`put ${data} old-holder\n`);
+        assert.deepEqual(await next(), { event: "txn", code: null });
+        const waiting = s.mutex(name).lock({ timeoutMs: 30_000 });
+        await until("waiter queued", async () => (await raw.keys(name)).length === 2);
+        child.kill("SIGSTOP");
+        const lock = await within("the waiter to take over", waiting, 30_000);
+        await lock.txn([{ put: { key: data, value: "new-holder" } }]);
+        child.kill("SIGCONT");
+        child.stdin.write(`put ${data} late-write\n`);
+        assert.deepEqual(await next(), { event: "txn", code: "LOCK_NOT_HELD" });
+        assert.equal(await raw.get(data), "new-holder");
         await lock.unlock();
       } finally {
         child.kill("SIGCONT");

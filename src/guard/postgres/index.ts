@@ -1,0 +1,36 @@
+/**
+ * Fencing guards for PostgreSQL (`fencelock/postgres`): a fence row next to the guarded data, checked in the
+ * same transaction as the writes, so a stale lock holder's work is rolled back by the database itself. Works
+ * with `pg` (node-postgres) pools and clients, and with any driver through `checkFence(query, ...)`.
+ */
+export { type FenceArgs, MAX_FENCE_BYTES } from "../args.js";
+export {
+  type CommitOutcome,
+  DatabaseUnavailableError,
+  GuardAbortedError,
+  GuardArgumentError,
+  GuardError,
+  type GuardErrorCode,
+  GuardTimeoutError,
+  RolledBackError,
+  StaleTokenError,
+  TransactionConflictError,
+} from "../errors.js";
+export { checkFence } from "./check.js";
+export type { Query } from "./query.js";
+export {
+  ensureFenceTable,
+  fenceMax,
+  fenceTableSql,
+  type Queryable,
+  resetFence,
+  type TableOptions,
+} from "./schema.js";
+export {
+  type FenceContext,
+  type IsolationLevel,
+  type PgClientLike,
+  type PgPoolLike,
+  type WithFenceOptions,
+  withFence,
+} from "./with-fence.js";
