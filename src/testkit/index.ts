@@ -1,5 +1,5 @@
 /**
- * The test kit: launchers for fencelock's servers and for etcd, each on free loopback ports,
+ * The test kit: launchers for fencelock's servers, etcd and PostgreSQL, each on free loopback ports,
  * ready-probed, and always cleaned up. Used by tests, the demo, torture and the benchmarks.
  */
 
@@ -11,6 +11,12 @@ export {
   startEtcdCluster,
 } from "./etcd.js";
 export { type LockdInstance, type LockdLaunchOptions, startLockd } from "./lockd.js";
+export {
+  type PostgresConnectionConfig,
+  type PostgresHandle,
+  type PostgresOptions,
+  startPostgres,
+} from "./postgres.js";
 export {
   Child,
   CLI_PATH,

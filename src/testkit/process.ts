@@ -67,6 +67,12 @@ export interface LaunchOptions<T> {
    * this process exits, and its output is not read after readiness). For `fencelock cluster up`.
    */
   detached?: boolean;
+  /**
+   * Run the child as this user and group ID (this process must be root to switch). Its PID is still
+   * the program's own, so it can be signalled directly. PostgreSQL needs this: it refuses to run as root.
+   */
+  uid?: number;
+  gid?: number;
 }
 
 /** A running child process started by `launch`. */
@@ -123,13 +129,14 @@ export class Child<T = unknown> {
   }
 
   /**
-   * Asks the child to stop (SIGCONT then SIGTERM, so a frozen child can act on it), and SIGKILLs it
-   * after `graceMs` (default 5 s). Resolves when it has exited. Safe to call more than once.
+   * Asks the child to stop (SIGCONT then `signal`, default SIGTERM, so a frozen child can act on it),
+   * and SIGKILLs it after `graceMs` (default 5 s). Resolves when it has exited. Safe to call more than
+   * once.
    */
-  async stop(graceMs = 5000): Promise<void> {
+  async stop(graceMs = 5000, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     if (!this.running) return;
     this.signal("SIGCONT");
-    this.signal("SIGTERM");
+    this.signal(signal);
     const timer = setTimeout(() => this.signal("SIGKILL"), graceMs);
     try {
       await this.exited;
@@ -156,6 +163,8 @@ export async function launch<T>(options: LaunchOptions<T>): Promise<Child<T>> {
     env: options.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: options.detached ?? false,
+    uid: options.uid,
+    gid: options.gid,
   });
   if (!options.detached) trackChild(proc);
   const child = new Child<T>(name, proc);
