@@ -54,7 +54,10 @@ describe("SQLite guard", () => {
     const db = connect();
     const before = count(db);
     assert.equal(
-      withFence(db, { fence: "rule", token: 5n }, (tx) => (increment(tx), count(tx))),
+      withFence(db, { fence: "rule", token: 5n }, (tx) => {
+        increment(tx);
+        return count(tx);
+      }),
       before + 1,
     );
     withFence(db, { fence: "rule", token: 5n }, increment);

@@ -30,7 +30,9 @@ export {
   type FenceContext,
   type IsolationLevel,
   type PgClientLike,
+  type PgPoolClientLike,
   type PgPoolLike,
+  type TransactionOf,
   type WithFenceOptions,
   withFence,
 } from "./with-fence.js";

@@ -14,12 +14,29 @@ export interface PgClientLike {
   removeListener(event: "error", listener: (err: Error) => void): unknown;
 }
 
+/** A connection lent by a pool, like `pg`'s `PoolClient`. */
+export interface PgPoolClientLike extends PgClientLike {
+  release(err?: Error | boolean): void;
+}
+
 /** A pool of connections, like `pg`'s `Pool`. */
-export interface PgPoolLike<C extends PgClientLike> {
-  connect(): Promise<C & { release(err?: Error | boolean): void }>;
+export interface PgPoolLike {
+  connect(): Promise<PgPoolClientLike>;
   readonly totalCount: number;
   readonly idleCount: number;
 }
+
+/**
+ * The connection the guarded function gets for `db`: the pool's client type for a pool (`pg.PoolClient` for
+ * a `pg.Pool`, read off its `connect()`), the client itself otherwise.
+ */
+export type TransactionOf<D> = D extends { totalCount: number; idleCount: number }
+  ? D extends { connect(): Promise<infer C>; connect(callback: never): void }
+    ? C
+    : D extends { connect(): Promise<infer C> }
+      ? C
+      : never
+  : D;
 
 /** PostgreSQL's isolation levels; `undefined` keeps the database's default (READ COMMITTED unless changed). */
 export type IsolationLevel = "read committed" | "repeatable read" | "serializable";
@@ -51,8 +68,8 @@ const ISOLATION: Record<IsolationLevel, string> = {
 /** Transactions on one plain `Client` must not interleave: each waits for the one before it. */
 const clientQueues = new WeakMap<object, Promise<unknown>>();
 
-function isPool<C extends PgClientLike>(db: PgPoolLike<C> | C): db is PgPoolLike<C> {
-  return "totalCount" in db && "idleCount" in db && typeof (db as PgPoolLike<C>).connect === "function";
+function isPool(db: PgPoolLike | PgClientLike): db is PgPoolLike {
+  return "totalCount" in db && "idleCount" in db && typeof (db as PgPoolLike).connect === "function";
 }
 
 /**
@@ -71,10 +88,10 @@ function isPool<C extends PgClientLike>(db: PgPoolLike<C> | C): db is PgPoolLike
  * closed. Once COMMIT is sent it is waited for. Calls on one `Client` run one after another; calls on a
  * pool run concurrently, and calls on one fence serialize on its row.
  */
-export async function withFence<T, C extends PgClientLike>(
-  db: PgPoolLike<C> | C,
+export async function withFence<T, D extends PgPoolLike | PgClientLike>(
+  db: D,
   options: WithFenceOptions,
-  fn: (tx: C, context: FenceContext) => Promise<T> | T,
+  fn: (tx: TransactionOf<D>, context: FenceContext) => Promise<T> | T,
 ): Promise<T> {
   const args = checkFenceArgs(options);
   if (typeof fn !== "function") throw new GuardArgumentError("withFence needs a function to run");
@@ -90,9 +107,10 @@ export async function withFence<T, C extends PgClientLike>(
   }
   if (signal?.aborted) throw new GuardAbortedError(signal.reason);
 
-  if (isPool(db)) return guarded(db, args, begin, fn, signal, timeoutMs);
+  const work = fn as (tx: PgClientLike, context: FenceContext) => Promise<T> | T;
+  if (isPool(db)) return guarded(db, args, begin, work, signal, timeoutMs);
   const before = clientQueues.get(db) ?? Promise.resolve();
-  const mine = before.then(() => guarded(db, args, begin, fn, signal, timeoutMs));
+  const mine = before.then(() => guarded(db, args, begin, work, signal, timeoutMs));
   const settled = mine.catch(() => {});
   clientQueues.set(db, settled);
   try {
@@ -102,18 +120,18 @@ export async function withFence<T, C extends PgClientLike>(
   }
 }
 
-async function guarded<T, C extends PgClientLike>(
-  db: PgPoolLike<C> | C,
+async function guarded<T>(
+  db: PgPoolLike | PgClientLike,
   args: Required<FenceArgs>,
   begin: string,
-  fn: (tx: C, context: FenceContext) => Promise<T> | T,
+  fn: (tx: PgClientLike, context: FenceContext) => Promise<T> | T,
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
 ): Promise<T> {
   const controller = new AbortController();
   let stopReason: GuardAbortedError | GuardTimeoutError | undefined;
   let phase: "connect" | "work" | "commit" | "done" = "connect";
-  let conn: (C & { release?(err?: Error | boolean): void }) | undefined;
+  let conn: (PgClientLike & { release?(err?: Error | boolean): void }) | undefined;
   let closed = false;
   // An error event on a connection we hold would crash the process if nobody listened; the failing
   // query reports the loss anyway.
@@ -158,8 +176,9 @@ async function guarded<T, C extends PgClientLike>(
     phase = "work";
     await conn.query(begin);
     try {
-      await checkFence((sql, params) => (conn as C).query(sql, params), args);
-      const result = await fn(conn, { fence: args.fence, token: args.token, signal: controller.signal });
+      const tx = conn;
+      await checkFence((sql, params) => tx.query(sql, params), args);
+      const result = await fn(tx, { fence: args.fence, token: args.token, signal: controller.signal });
       phase = "commit";
       const committed = (await conn.query("COMMIT")) as { command?: string };
       if (committed?.command === "ROLLBACK") {
