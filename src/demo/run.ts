@@ -5,7 +5,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { startEtcdCluster, startLockd, startStorage } from "../testkit/index.js";
+import { startEtcdCluster, startLockd, startPostgres, startStorage } from "../testkit/index.js";
 import { type DemoEvent, eventToJson } from "./events.js";
 import { LiveLog } from "./live.js";
 import type { PauseMode } from "./pause.js";
@@ -13,6 +13,7 @@ import { renderHtml } from "./render-html.js";
 import { renderTerminal } from "./render-terminal.js";
 import { liveLine } from "./report.js";
 import { runScenario, type ScenarioResult } from "./scenario.js";
+import type { ResourceChoice } from "./seed-client.js";
 import type { ScenarioName } from "./timeline.js";
 
 /** Where the lock service comes from. */
@@ -25,6 +26,11 @@ export type LockServiceChoice =
 export interface DemoOptions {
   scenarios: ScenarioName[];
   lockService: LockServiceChoice;
+  /**
+   * What the clients write to: fencelock's storage server (default), or a PostgreSQL server the demo starts
+   * from the installed binaries, where the fencing guard refuses client 1's late write.
+   */
+  resource?: "storage" | "postgres";
   /** How client 1 stops; default SIGSTOP from the demo. */
   pause?: PauseMode;
   /** Lease TTL in seconds, default 2. */
@@ -54,7 +60,7 @@ export interface DemoResult {
 interface Services {
   name: string;
   endpoints: string[];
-  storageUrl: (scenario: ScenarioName) => string;
+  resource: (scenario: ScenarioName) => ResourceChoice;
   stop(): Promise<void>;
 }
 
@@ -80,17 +86,31 @@ async function startServices(o: DemoOptions): Promise<Services> {
       stops.push(() => lockd.stop());
       return { name: `lockd, embedded (${lockd.endpoint})`, endpoints: lockd.endpoints };
     })();
-    const storages = new Map<ScenarioName, string>();
-    const storageStarts = o.scenarios.map(async (scenario) => {
-      const s = await startStorage({ memory: true, allowUnfenced: scenario === "unsafe", signal: o.signal });
-      stops.push(() => s.stop());
-      storages.set(scenario, s.url);
-    });
-    const [service] = await Promise.all([lock, ...storageStarts]);
+    const resources = new Map<ScenarioName, ResourceChoice>();
+    const resourceStarts =
+      o.resource === "postgres"
+        ? [
+            (async () => {
+              const pg = await startPostgres({ signal: o.signal });
+              stops.push(() => pg.stop());
+              for (const scenario of o.scenarios)
+                resources.set(scenario, { kind: "postgres", url: pg.connectionString });
+            })(),
+          ]
+        : o.scenarios.map(async (scenario) => {
+            const s = await startStorage({
+              memory: true,
+              allowUnfenced: scenario === "unsafe",
+              signal: o.signal,
+            });
+            stops.push(() => s.stop());
+            resources.set(scenario, { kind: "storage", url: s.url });
+          });
+    const [service] = await Promise.all([lock, ...resourceStarts]);
     return {
       name: service.name,
       endpoints: service.endpoints,
-      storageUrl: (scenario) => storages.get(scenario) ?? "",
+      resource: (scenario) => resources.get(scenario) as ResourceChoice,
       stop: stopAll,
     };
   } catch (err) {
@@ -106,7 +126,10 @@ async function startServices(o: DemoOptions): Promise<Services> {
  */
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const print = o.print;
-  if (!o.json) print("fencelock demo: starting the lock service and the storage servers...");
+  if (!o.json) {
+    const what = o.resource === "postgres" ? "PostgreSQL" : "the storage servers";
+    print(`fencelock demo: starting the lock service and ${what}...`);
+  }
   const services = await startServices(o);
   const results: ScenarioResult[] = [];
   try {
@@ -115,7 +138,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       if (!o.json) {
         print("");
         print(
-          `━━ scenario ${i + 1}/${o.scenarios.length}: ${scenario} ━━ storage ${services.storageUrl(scenario)}`,
+          `━━ scenario ${i + 1}/${o.scenarios.length}: ${scenario} ━━ ${resourceLabel(services.resource(scenario))}`,
         );
       }
       let startMs = Date.now();
@@ -128,7 +151,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
           scenario,
           endpoints: services.endpoints,
           lockServiceName: services.name.replace(/ \(.*\)$/, ""),
-          storageUrl: services.storageUrl(scenario),
+          resource: services.resource(scenario),
           pause: o.pause,
           ttl: o.ttl,
           lockName: o.lockName,
@@ -184,6 +207,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     if (htmlPath) print(`\ntimeline picture: ${htmlPath}`);
   }
   return { results, htmlPath };
+}
+
+function resourceLabel(r: ResourceChoice): string {
+  return r.kind === "storage" ? `storage ${r.url}` : `PostgreSQL ${r.url}`;
 }
 
 function quote(v: string | null): string {

@@ -13,8 +13,37 @@ import { ScenarioError } from "./errors.js";
 import { byTime, type DemoEvent } from "./events.js";
 import { type LockObserver, observeLock } from "./lock-observer.js";
 import { type PauseMode, pauseFlag } from "./pause.js";
+import type { ResourceChoice } from "./seed-client.js";
 import { buildTimeline, type ScenarioName, type Timeline } from "./timeline.js";
 import { judge, type Verdict } from "./verdict.js";
+import { postgresTarget, storageTarget, type WriteTarget } from "./write-target.js";
+
+/**
+ * PostgreSQL keeps no audit log of its own for the demo: its answer to a client's write, which the
+ * client reports, is the database's lane (a commit, or the guard's rollback of a stale token).
+ */
+function databaseEvents(event: DemoEvent): DemoEvent[] {
+  if (event.kind !== "accepted" && event.kind !== "refused") return [];
+  const token = event.token === null || event.token === undefined ? "no token" : `token ${event.token}`;
+  const value = event.value === undefined ? "" : `"${event.value}"`;
+  const max = event.maxToken === null || event.maxToken === undefined ? "" : `, fence max ${event.maxToken}`;
+  return [
+    {
+      timeMs: event.timeMs,
+      actor: "storage",
+      kind: event.kind === "accepted" ? "stored" : "rejected",
+      what:
+        event.kind === "accepted"
+          ? `PostgreSQL committed write ${value} (${token})`
+          : `PostgreSQL rolled back write ${value} (${token}${max}): stale token`,
+      token: event.token ?? null,
+      maxToken: event.maxToken ?? null,
+      key: event.key,
+      reason: event.reason,
+      value: event.value,
+    },
+  ];
+}
 
 /** What a scenario runs against. */
 export interface ScenarioOptions {
@@ -24,10 +53,12 @@ export interface ScenarioOptions {
   /** How to name the lock service in the setup line, e.g. `lockd (embedded)`. */
   lockServiceName: string;
   /**
-   * The storage's URL. For "unsafe" it must run with `--allow-unfenced`, for "fenced" without (the
-   * scenario does not check: it shows what the storage does).
+   * Where the clients write. A storage server must run with `--allow-unfenced` for "unsafe" and without
+   * for "fenced" (the scenario does not check: it shows what the storage does). PostgreSQL takes the
+   * unfenced writes as plain upserts and the fenced ones through the guard; the scenario clears the key
+   * first, and the database's answers, relayed by the clients, make its lane.
    */
-  storageUrl: string;
+  resource: ResourceChoice;
   /** How client 1 stops; `sigstop` (the default) means this scenario freezes it with SIGSTOP. */
   pause?: PauseMode;
   /** Lease TTL in seconds, default 2. */
@@ -64,10 +95,15 @@ function setupLine(o: ScenarioOptions, pause: PauseMode, ttl: number): string {
     block: "stopped by a synchronous block of its event loop",
     none: "not stopped",
   }[pause.kind];
+  const pg = o.resource.kind === "postgres";
   const storage =
     o.scenario === "unsafe"
-      ? "storage started with --allow-unfenced, clients write without tokens"
-      : "storage refuses tokens lower than the highest it has seen, clients send their tokens";
+      ? pg
+        ? "PostgreSQL, clients write without the guard"
+        : "storage started with --allow-unfenced, clients write without tokens"
+      : pg
+        ? "PostgreSQL, each write in a transaction guarded by a fence row that refuses lower tokens"
+        : "storage refuses tokens lower than the highest it has seen, clients send their tokens";
   return `Lock service: ${o.lockServiceName}; lease TTL ${ttl} s; client 1 ${how}; ${storage}.`;
 }
 
@@ -91,11 +127,13 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const demo = (kind: DemoEvent["kind"], what: string) =>
     collect({ timeMs: Date.now(), actor: "demo", kind, what });
 
-  const storage = new StorageClient({ url: o.storageUrl, timeoutMs: 5000 });
+  const storage =
+    o.resource.kind === "storage" ? new StorageClient({ url: o.resource.url, timeoutMs: 5000 }) : undefined;
   let auditSeq = 0;
   let auditing: Promise<void> = Promise.resolve();
   // Reads the audit entries added since the last read; serialised so none is read twice.
   const readAudit = () => {
+    if (!storage) return auditing;
     auditing = auditing.then(async () => {
       const entries = await storage.audit({ after: auditSeq, limit: 1000 }).catch(() => []);
       for (const e of entries) auditSeq = Math.max(auditSeq, e.seq);
@@ -103,12 +141,13 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     });
     return auditing;
   };
+  let target: WriteTarget | undefined;
 
   const common = [
     "--endpoints",
     o.endpoints.join(","),
-    "--storage",
-    o.storageUrl,
+    o.resource.kind === "storage" ? "--storage" : "--postgres",
+    o.resource.url,
     "--lock",
     lockName,
     "--key",
@@ -122,6 +161,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const onClientEvent = (event: DemoEvent) => {
     collect(event);
     if (event.kind === "accepted" || event.kind === "refused" || event.kind === "error") void readAudit();
+    if (!storage) for (const e of databaseEvents(event)) collect(e);
   };
   let client1: ClientProcess | undefined;
   let client2: ClientProcess | undefined;
@@ -134,9 +174,15 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         ? "scenario unsafe: the storage takes writes without fencing tokens"
         : "scenario fenced: the storage checks fencing tokens",
     );
-    // Entries from before this scenario (a storage used twice) are not part of it.
-    for (const e of await storage.audit({ limit: 1000, signal: o.signal }))
-      auditSeq = Math.max(auditSeq, e.seq);
+    if (storage) {
+      // Entries from before this scenario (a storage used twice) are not part of it.
+      for (const e of await storage.audit({ limit: 1000, signal: o.signal }))
+        auditSeq = Math.max(auditSeq, e.seq);
+      target = storageTarget(o.resource.url, 5000);
+    } else {
+      target = await postgresTarget(o.resource.url, 5000);
+      await target.clear?.(key);
+    }
     observer = await observeLock({
       endpoints: o.endpoints,
       lockName,
@@ -166,9 +212,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     const code1 = await client1.waitExit(left(), o.signal);
     await readAudit();
-    const stored = await storage.read(key, { signal: o.signal });
-    const finalValue = stored === null ? null : stored.toString("utf8");
-    demo("final", `the storage holds ${finalValue === null ? "no value" : `"${finalValue}"`} for ${key}`);
+    const finalValue = await target.read(key);
+    demo("final", `${target.label} holds ${finalValue === null ? "no value" : `"${finalValue}"`} for ${key}`);
     const attributed = byTime(attributeLockEvents(events));
     const verdict = judge(attributed, finalValue);
     const timeline = buildTimeline({
@@ -198,6 +243,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     observer?.stop();
     await Promise.all([client1?.kill(), client2?.kill()]);
     await auditing;
-    storage.close();
+    storage?.close();
+    await target?.close().catch(() => {});
   }
 }

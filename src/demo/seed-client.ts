@@ -4,7 +4,6 @@
  * is reported as an event, so a person reads the seed's log lines and the demo reads JSON.
  */
 import { connect, type Lock, type LockClient, type Session } from "../client/index.js";
-import { StaleTokenError, StorageClient } from "../storage/index.js";
 import type { Actor, DemoEvent, EventKind } from "./events.js";
 import {
   blockPause,
@@ -14,6 +13,10 @@ import {
   type PauseResult,
   sigstopPause,
 } from "./pause.js";
+import { postgresTarget, storageTarget, type WriteTarget } from "./write-target.js";
+
+/** Where the client writes: fencelock's storage server, or a PostgreSQL database behind the guard. */
+export type ResourceChoice = { kind: "storage"; url: string } | { kind: "postgres"; url: string };
 
 /** Exit codes a script can rely on. */
 export const EXIT_CODES = {
@@ -33,7 +36,7 @@ export const EXIT_CODES = {
 export interface SeedClientOptions {
   id: 1 | 2;
   endpoints: string[];
-  storageUrl: string;
+  resource: ResourceChoice;
   lockName: string;
   key: string;
   /** Lease TTL in seconds (the seed's sessionTTL). */
@@ -187,20 +190,26 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
   const token = o.fencing ? lock.token : undefined;
   const how = token === undefined ? "without a fencing token" : `with fencing token ${token}`;
   emit("write", `writing "${value}" to ${o.key} ${how}`, { token: token ?? null, key: o.key, value });
-  const storage = new StorageClient({ url: o.storageUrl, timeoutMs: Math.min(o.timeoutMs, 10_000) });
+  const timeoutMs = Math.min(o.timeoutMs, 10_000);
+  let target: WriteTarget | undefined;
   try {
+    target =
+      o.resource.kind === "storage"
+        ? storageTarget(o.resource.url, timeoutMs)
+        : await postgresTarget(o.resource.url, timeoutMs);
     // Deliberately not lock.signal: the pause stands for one that may come after any local check,
-    // and only the storage's token check is a guarantee.
-    await storage.write(o.key, value, { token });
+    // and only the resource's token check is a guarantee.
+    await target.write(o.key, value, token);
     const note = token === undefined ? " (no token to check)" : "";
-    emit("accepted", `write accepted by the storage${note}`, { token: token ?? null, key: o.key, value });
+    emit("accepted", `write accepted by ${target.label}${note}`, { token: token ?? null, key: o.key, value });
     return { code: EXIT_CODES.accepted, why: "write accepted" };
   } catch (err) {
-    if (err instanceof StaleTokenError) {
-      emit("refused", `write refused by the storage as stale: ${err.message}`, {
-        token: err.token,
-        maxToken: err.maxToken,
-        reason: err.message,
+    const stale = err as { code?: unknown; token?: bigint; maxToken?: bigint; message: string };
+    if (stale.code === "STALE_FENCING_TOKEN") {
+      emit("refused", `write refused by ${target?.label ?? "the resource"} as stale: ${stale.message}`, {
+        token: stale.token ?? null,
+        maxToken: stale.maxToken ?? null,
+        reason: stale.message,
         key: o.key,
         value,
       });
@@ -209,7 +218,7 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
     emit("error", `write failed: ${message(err)}`, { reason: message(err) });
     return { code: EXIT_CODES.error, why: "write failed" };
   } finally {
-    storage.close();
+    await target?.close().catch(() => {});
   }
 }
 

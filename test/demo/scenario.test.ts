@@ -49,14 +49,14 @@ function scenarioSuite(name: string, start: () => Promise<LockService>): void {
           scenario: "unsafe",
           endpoints,
           lockServiceName: name,
-          storageUrl: unsafe.url,
+          resource: { kind: "storage", url: unsafe.url },
           lockName: "/lock-unsafe",
         }),
         runScenario({
           scenario: "fenced",
           endpoints,
           lockServiceName: name,
-          storageUrl: fenced.url,
+          resource: { kind: "storage", url: fenced.url },
           lockName: "/lock-fenced",
         }),
       ]);

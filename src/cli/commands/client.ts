@@ -8,7 +8,7 @@ import { DEFAULT_ENDPOINTS } from "../../client/index.js";
 import { eventToJson } from "../../demo/events.js";
 import { type PauseMode, parsePause } from "../../demo/pause.js";
 import { logLine } from "../../demo/report.js";
-import { EXIT_CODES, runSeedClient } from "../../demo/seed-client.js";
+import { EXIT_CODES, type ResourceChoice, runSeedClient } from "../../demo/seed-client.js";
 import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
@@ -22,6 +22,8 @@ Takes lock --lock with a session of --ttl seconds, (client 1) pauses while holdi
 flags:
   --endpoints LIST   lock service endpoints, comma-separated (default ${DEFAULT_ENDPOINTS.join(",")})
   --storage URL      storage server (default http://127.0.0.1:8080)
+  --postgres URL     write to PostgreSQL instead (postgresql://user@host:port/db), in one transaction
+                     guarded by the fence named --key (fencelock/postgres); needs the pg package
   --lock NAME        lock name (default /lock)
   --key KEY          storage key (default key0)
   --ttl SECONDS      session lease TTL (default 2)
@@ -62,9 +64,22 @@ export async function run(argv: string[]): Promise<number> {
   const id = positionals[0] === "1" ? 1 : 2;
   const endpoints = parseEndpoints(values.endpoints ?? DEFAULT_ENDPOINTS.join(","));
   if (!endpoints) return fail(`--endpoints must be host:port[,host:port...], got "${values.endpoints}"`);
-  const storageUrl = values.storage ?? "http://127.0.0.1:8080";
-  if (!/^http:\/\/[^\s/]+(:\d{1,5})?\/?$/.test(storageUrl)) {
-    return fail(`--storage must be an http:// URL like http://127.0.0.1:8080, got "${storageUrl}"`);
+  if (values.storage !== undefined && values.postgres !== undefined)
+    return fail("give --storage or --postgres, not both");
+  let resource: ResourceChoice;
+  if (values.postgres !== undefined) {
+    if (!/^postgres(ql)?:\/\/\S+$/.test(values.postgres)) {
+      return fail(
+        `--postgres must be a URL like postgresql://user@127.0.0.1:5432/db, got "${values.postgres}"`,
+      );
+    }
+    resource = { kind: "postgres", url: values.postgres };
+  } else {
+    const storageUrl = values.storage ?? "http://127.0.0.1:8080";
+    if (!/^http:\/\/[^\s/]+(:\d{1,5})?\/?$/.test(storageUrl)) {
+      return fail(`--storage must be an http:// URL like http://127.0.0.1:8080, got "${storageUrl}"`);
+    }
+    resource = { kind: "storage", url: storageUrl };
   }
   const ttl = wholeNumber(values.ttl ?? "2", 1, 3600);
   if (ttl === undefined) return fail(`--ttl must be whole seconds from 1 to 3600, got "${values.ttl}"`);
@@ -82,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     runSeedClient({
       id,
       endpoints,
-      storageUrl,
+      resource,
       lockName: values.lock ?? "/lock",
       key: values.key ?? "key0",
       ttl,
@@ -108,6 +123,7 @@ function parse(argv: string[]) {
     options: {
       endpoints: { type: "string" },
       storage: { type: "string" },
+      postgres: { type: "string" },
       lock: { type: "string" },
       key: { type: "string" },
       ttl: { type: "string" },

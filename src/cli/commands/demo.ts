@@ -24,6 +24,9 @@ expires; client 2 takes the lock and writes; client 1 wakes up and writes too.
 
 flags:
   --scenario S       unsafe, fenced or both (default both)
+  --resource R       what the clients write to: storage (default; fencelock's storage server) or
+                     postgres (a PostgreSQL server the demo starts from the installed binaries; the
+                     fencing guard in the database itself refuses client 1's late write)
   --endpoints LIST   use a running etcd cluster (host:port,...) instead of the embedded lockd
   --etcd             start a local 3-member etcd cluster for the run (needs the etcd binary)
   --pause MODE       how client 1 stops: sigstop (default; the demo sends SIGSTOP/SIGCONT), keypress
@@ -64,6 +67,10 @@ export async function run(argv: string[]): Promise<number> {
   }[scenarioFlag];
   if (!scenarios) return fail(`--scenario must be unsafe, fenced or both, got "${scenarioFlag}"`);
   if (values.etcd && values.endpoints !== undefined) return fail("give --etcd or --endpoints, not both");
+  const resource = values.resource ?? "storage";
+  if (resource !== "storage" && resource !== "postgres") {
+    return fail(`--resource must be storage or postgres, got "${resource}"`);
+  }
   let lockService: LockServiceChoice = { kind: values.etcd ? "etcd" : "lockd" };
   if (values.endpoints !== undefined) {
     const endpoints = parseEndpoints(values.endpoints);
@@ -88,6 +95,7 @@ export async function run(argv: string[]): Promise<number> {
       const { results } = await runDemo({
         scenarios,
         lockService,
+        resource,
         pause,
         ttl: Number(ttlText),
         htmlPath: values["no-html"] ? null : (values.html ?? "fencelock-demo.html"),
@@ -115,6 +123,7 @@ function parse(argv: string[]) {
     strict: true,
     options: {
       scenario: { type: "string" },
+      resource: { type: "string" },
       endpoints: { type: "string" },
       etcd: { type: "boolean" },
       pause: { type: "string" },
