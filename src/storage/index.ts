@@ -1,5 +1,5 @@
 /**
- * The fenced storage: a key-value server over HTTP that enforces fencing tokens (DESIGN §3), its typed
+ * The fenced storage: a key-value server over HTTP that enforces fencing tokens (docs/design.md §3), its typed
  * client, and its errors.
  */
 export {

@@ -1,5 +1,5 @@
 /**
- * The fenced store: the rule of DESIGN §3 (accept iff token >= maxSeen[fence]) applied to the data, the
+ * The fenced store: the rule of docs/design.md §3 (accept iff token >= maxSeen[fence]) applied to the data, the
  * fences and the audit log, so a decision and its effects commit together or not at all. Two stores
  * implement it: SQLite (durable, `sqlite-store.ts`) and memory (`--memory`, `memory-store.ts`). Both
  * are synchronous; `Batcher` groups the decisions of one event-loop turn into one transaction.
@@ -103,7 +103,7 @@ export function reasonOf(verdict: Verdict, token: bigint | null, previous: bigin
 }
 
 /**
- * What both stores share: the rule of DESIGN §3 and the plain reads, written once on five primitives
+ * What both stores share: the rule of docs/design.md §3 and the plain reads, written once on five primitives
  * that each store implements (all called inside one open transaction).
  */
 export abstract class RuleStore implements Store {
