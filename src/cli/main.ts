@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<Command>> = {
   lockd: () => import("./commands/lockd.js"),
   cluster: () => import("./commands/cluster.js"),
   torture: () => import("./commands/torture.js"),
+  fence: () => import("./commands/fence.js"),
 };
 
 function usage(): string {
