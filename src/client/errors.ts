@@ -84,14 +84,20 @@ export class InvalidArgumentError extends FencelockError {
   }
 }
 
-/** No endpoint could be reached (every member refused, or the one in use stopped answering). */
+/**
+ * No endpoint could be reached (every member refused, or the one in use stopped answering). `endpoint` is
+ * the one that failed last; `tried` every endpoint the call tried.
+ */
 export class EtcdUnavailableError extends FencelockError {
+  readonly tried: readonly string[];
+
   constructor(
     message: string,
     readonly endpoint: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; tried?: readonly string[] },
   ) {
     super("ETCD_UNAVAILABLE", message, options);
+    this.tried = options?.tried ?? [endpoint];
   }
 }
 

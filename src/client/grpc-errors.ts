@@ -40,7 +40,8 @@ export function needsReauth(err: unknown): boolean {
  */
 export function fromGrpc(err: unknown, method: string, endpoint: string): unknown {
   if (!isGrpcFailure(err)) return err;
-  const details = err.details ?? err.message ?? "";
+  // grpc-js appends an empty "Resolution note:" to connection failures; it says nothing.
+  const details = (err.details ?? err.message ?? "").replace(/\.? ?Resolution note: ?$/, "");
   const options = { cause: err };
   if (details.includes("requested lease not found")) return new LeaseNotFoundError(options);
   if (details.includes("required revision has been compacted")) return new CompactedError(options);
@@ -62,4 +63,16 @@ export function fromGrpc(err: unknown, method: string, endpoint: string): unknow
     default:
       return new EtcdError(err.code, details, options);
   }
+}
+
+/**
+ * Why a call never reached a server at all: the connection was refused (nothing listens there), or what
+ * answered does not speak gRPC (an HTTP/1.1 server, such as the storage's port). `undefined` otherwise.
+ */
+export function connectFailure(err: unknown): "refused" | "not-grpc" | undefined {
+  if (!isGrpcFailure(err) || err.code !== status.UNAVAILABLE) return undefined;
+  const details = err.details ?? err.message ?? "";
+  if (/ECONNREFUSED/.test(details)) return "refused";
+  if (/Protocol error/.test(details)) return "not-grpc";
+  return undefined;
 }

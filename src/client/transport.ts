@@ -6,8 +6,14 @@
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/load.js";
 import type { AuthenticateResponse } from "../proto/types.js";
-import { AbortedError, CallTimeoutError, ClientClosedError, InvalidArgumentError } from "./errors.js";
-import { fromGrpc, isRetryable, needsReauth } from "./grpc-errors.js";
+import {
+  AbortedError,
+  CallTimeoutError,
+  ClientClosedError,
+  EtcdUnavailableError,
+  InvalidArgumentError,
+} from "./errors.js";
+import { connectFailure, fromGrpc, isRetryable, needsReauth } from "./grpc-errors.js";
 
 /** TLS material, PEM-encoded. An empty object means TLS with the system's root certificates. */
 export interface TlsOptions {
@@ -78,6 +84,8 @@ export class Transport {
   private token: string | undefined;
   private authenticating: Promise<string> | undefined;
   private closed = false;
+  /** Whether any call has ever been answered: until then a refused connection means a wrong address. */
+  private reached = false;
   private readonly failoverListeners = new Set<(from: string) => void>();
 
   constructor(private readonly options: TransportOptions) {
@@ -197,16 +205,27 @@ export class Transport {
     const end = Math.min(options.deadline ?? Number.POSITIVE_INFINITY, Date.now() + 2 * this.callTimeoutMs);
     const method = this.method(service, name);
     let reauthenticated = false;
+    const unreachable = new Map<string, "refused" | "not-grpc">();
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw new AbortedError(what, signal.reason);
       const endpoint = this.endpoint;
       const deadline = Math.min(end, Date.now() + this.callTimeoutMs);
       try {
         const metadata = withAuth ? await this.metadata(signal, deadline) : new grpc.Metadata();
-        return await this.once<Res>(endpoint, method, request, metadata, deadline, signal);
+        const res = await this.once<Res>(endpoint, method, request, metadata, deadline, signal);
+        this.reached = true;
+        return res;
       } catch (raw) {
         const err = fromGrpc(raw, what, endpoint);
         if (signal?.aborted) throw new AbortedError(what, signal.reason);
+        // A client that never reached any member and finds nothing to talk to at every endpoint has a
+        // wrong address or no server running: say so now instead of retrying until the deadline. Once it
+        // has been answered, a refusal is a member restarting, worth riding out.
+        const failure = this.reached ? undefined : connectFailure(raw);
+        if (failure) {
+          unreachable.set(endpoint, failure);
+          if (unreachable.size === this.endpoints.length) throw this.unreachableError(unreachable, raw);
+        }
         if (needsReauth(err) && this.options.auth && withAuth && !reauthenticated) {
           reauthenticated = true;
           this.token = undefined;
@@ -222,6 +241,18 @@ export class Transport {
         }
       }
     }
+  }
+
+  private unreachableError(why: Map<string, "refused" | "not-grpc">, cause: unknown): EtcdUnavailableError {
+    const each = [...why].map(
+      ([endpoint, failure]) =>
+        `${endpoint} (${failure === "refused" ? "connection refused" : "not a gRPC server; is it an HTTP port?"})`,
+    );
+    return new EtcdUnavailableError(
+      `no lock service at ${each.join(", ")}: start one with \`fencelock lockd\` or \`fencelock cluster up\`, or give the right endpoints`,
+      this.endpoint,
+      { cause, tried: [...why.keys()] },
+    );
   }
 
   private once<Res>(
