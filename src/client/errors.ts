@@ -13,7 +13,7 @@ export type SessionEndReason = "expired" | "revoked" | "not_found" | "closed";
  * keep-alive saying the lease no longer exists; `not_found` — a request using the lease was refused
  * because the lease does not exist; `closed` — `session.close()` was called.
  */
-export class SessionExpiredError extends FencelockError {
+export class SessionExpiredError extends FencelockError<"SESSION_EXPIRED"> {
   constructor(
     readonly reason: SessionEndReason,
     readonly leaseId: bigint,
@@ -24,7 +24,7 @@ export class SessionExpiredError extends FencelockError {
 }
 
 /** `lock()` did not acquire the lock within its `timeoutMs`; its waiter key was removed first. */
-export class LockTimeoutError extends FencelockError {
+export class LockTimeoutError extends FencelockError<"LOCK_TIMEOUT"> {
   constructor(
     readonly lockName: string,
     readonly timeoutMs: number,
@@ -34,14 +34,14 @@ export class LockTimeoutError extends FencelockError {
 }
 
 /** The caller's `AbortSignal` aborted the operation; the signal's reason is the `cause`. */
-export class AbortedError extends FencelockError {
+export class AbortedError extends FencelockError<"ABORTED"> {
   constructor(what: string, reason: unknown) {
     super("ABORTED", `${what} aborted`, { cause: reason });
   }
 }
 
 /** The waiter's own key was deleted by someone else while it waited (its session still alive). */
-export class LockLostError extends FencelockError {
+export class LockLostError extends FencelockError<"LOCK_LOST"> {
   constructor(readonly key: string) {
     super("LOCK_LOST", `lock key ${key} was deleted while waiting`);
   }
@@ -51,7 +51,7 @@ export class LockLostError extends FencelockError {
  * A guarded transaction (`lock.txn()`) found that the lock key no longer has this holder's create revision:
  * the lease expired, or the lock was released. Nothing was written.
  */
-export class LockNotHeldError extends FencelockError {
+export class LockNotHeldError extends FencelockError<"LOCK_NOT_HELD"> {
   constructor(
     readonly key: string,
     readonly token: bigint,
@@ -64,21 +64,21 @@ export class LockNotHeldError extends FencelockError {
 }
 
 /** The reason `lock.signal` aborts with after `unlock()`. */
-export class LockReleasedError extends FencelockError {
+export class LockReleasedError extends FencelockError<"LOCK_RELEASED"> {
   constructor(readonly key: string) {
     super("LOCK_RELEASED", `lock ${key} was released`);
   }
 }
 
 /** The client (or the session) was closed before or during the call. */
-export class ClientClosedError extends FencelockError {
+export class ClientClosedError extends FencelockError<"CLIENT_CLOSED"> {
   constructor(what = "client") {
     super("CLIENT_CLOSED", `${what} is closed`);
   }
 }
 
 /** A bad argument: nothing was sent and nothing changed. */
-export class InvalidArgumentError extends FencelockError {
+export class InvalidArgumentError extends FencelockError<"INVALID_ARGUMENT"> {
   constructor(message: string) {
     super("INVALID_ARGUMENT", message);
   }
@@ -88,7 +88,7 @@ export class InvalidArgumentError extends FencelockError {
  * No endpoint could be reached (every member refused, or the one in use stopped answering). `endpoint` is
  * the one that failed last; `tried` every endpoint the call tried.
  */
-export class EtcdUnavailableError extends FencelockError {
+export class EtcdUnavailableError extends FencelockError<"ETCD_UNAVAILABLE"> {
   readonly tried: readonly string[];
 
   constructor(
@@ -102,7 +102,7 @@ export class EtcdUnavailableError extends FencelockError {
 }
 
 /** A unary call passed its deadline (`callTimeoutMs`, or what was left of the caller's timeout). */
-export class CallTimeoutError extends FencelockError {
+export class CallTimeoutError extends FencelockError<"CALL_TIMEOUT"> {
   constructor(
     readonly method: string,
     readonly endpoint: string,
@@ -117,7 +117,7 @@ export class CallTimeoutError extends FencelockError {
  * `token` — the auth token is invalid or stale (the client re-authenticates once by itself);
  * `denied` — the user lacks the permission.
  */
-export class EtcdAuthError extends FencelockError {
+export class EtcdAuthError extends FencelockError<"ETCD_AUTH"> {
   constructor(
     readonly reason: "failed" | "token" | "denied",
     message: string,
@@ -128,21 +128,21 @@ export class EtcdAuthError extends FencelockError {
 }
 
 /** The lease named in a request does not exist (expired or revoked). */
-export class LeaseNotFoundError extends FencelockError {
+export class LeaseNotFoundError extends FencelockError<"LEASE_NOT_FOUND"> {
   constructor(options?: { cause?: unknown }) {
     super("LEASE_NOT_FOUND", "etcdserver: requested lease not found", options);
   }
 }
 
 /** A watch or read asked for a revision that has been compacted away. */
-export class CompactedError extends FencelockError {
+export class CompactedError extends FencelockError<"ETCD_COMPACTED"> {
   constructor(options?: { cause?: unknown }) {
     super("ETCD_COMPACTED", "etcdserver: mvcc: required revision has been compacted", options);
   }
 }
 
 /** Any other error from the server; `grpcCode` is the gRPC status code, `details` its message. */
-export class EtcdError extends FencelockError {
+export class EtcdError extends FencelockError<"ETCD_ERROR"> {
   constructor(
     readonly grpcCode: number,
     readonly details: string,
@@ -151,3 +151,20 @@ export class EtcdError extends FencelockError {
     super("ETCD_ERROR", details || `gRPC status ${grpcCode}`, options);
   }
 }
+
+/** Every `code` a lock client error can carry. */
+export type ClientErrorCode =
+  | "SESSION_EXPIRED"
+  | "LOCK_TIMEOUT"
+  | "ABORTED"
+  | "LOCK_LOST"
+  | "LOCK_NOT_HELD"
+  | "LOCK_RELEASED"
+  | "CLIENT_CLOSED"
+  | "INVALID_ARGUMENT"
+  | "ETCD_UNAVAILABLE"
+  | "CALL_TIMEOUT"
+  | "ETCD_AUTH"
+  | "LEASE_NOT_FOUND"
+  | "ETCD_COMPACTED"
+  | "ETCD_ERROR";

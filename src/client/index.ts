@@ -4,6 +4,7 @@
  */
 import "./dispose.js";
 
+export { FencelockError } from "../shared/errors.js";
 export {
   type ConnectOptions,
   connect,
@@ -17,6 +18,7 @@ export {
   AbortedError,
   CallTimeoutError,
   ClientClosedError,
+  type ClientErrorCode,
   CompactedError,
   EtcdAuthError,
   EtcdError,

@@ -64,7 +64,9 @@ const toBuffer = (value: string | Buffer | undefined) =>
   value === undefined ? null : Buffer.isBuffer(value) ? value : Buffer.from(value);
 
 /** Accepts `host:port` and also `http://host:port` / `https://host:port`, as etcdctl does. */
-function normaliseEndpoint(endpoint: string): string {
+function normaliseEndpoint(endpoint: unknown): string {
+  if (typeof endpoint !== "string")
+    throw new InvalidArgumentError(`endpoint ${JSON.stringify(endpoint)} is not a string`);
   const bare = endpoint.replace(/^https?:\/\//, "").replace(/\/+$/, "");
   if (!/^[^\s/:]+:\d{1,5}$/.test(bare) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(bare)) {
     throw new InvalidArgumentError(`endpoint "${endpoint}" is not host:port`);
@@ -89,6 +91,11 @@ export class Transport {
   private readonly failoverListeners = new Set<(from: string) => void>();
 
   constructor(private readonly options: TransportOptions) {
+    if (!Array.isArray(options.endpoints)) {
+      throw new InvalidArgumentError(
+        `endpoints must be an array of "host:port" strings, like ["127.0.0.1:2379"]; got ${JSON.stringify(options.endpoints)}`,
+      );
+    }
     if (options.endpoints.length === 0) throw new InvalidArgumentError("no endpoints");
     if (!(Number.isFinite(options.callTimeoutMs) && options.callTimeoutMs > 0)) {
       throw new InvalidArgumentError(`callTimeoutMs must be a positive number, got ${options.callTimeoutMs}`);

@@ -4,7 +4,7 @@
 import { FencelockError } from "../shared/errors.js";
 
 /** A `--pause` (or `--garbage`) value that does not name a pause mode. */
-export class BadPauseError extends FencelockError {
+export class BadPauseError extends FencelockError<"BAD_PAUSE_MODE"> {
   constructor(readonly input: string) {
     super(
       "BAD_PAUSE_MODE",
@@ -14,15 +14,18 @@ export class BadPauseError extends FencelockError {
 }
 
 /** A `sigstop` pause waited longer than its timeout without being stopped and continued. */
-export class PauseTimeoutError extends FencelockError {
+export class PauseTimeoutError extends FencelockError<"PAUSE_TIMEOUT"> {
   constructor(readonly timeoutMs: number) {
     super("PAUSE_TIMEOUT", `not stopped and continued (SIGSTOP/SIGCONT) within ${timeoutMs} ms`);
   }
 }
 
 /** A scenario could not run to its end: a process failed, or a step did not happen in time. */
-export class ScenarioError extends FencelockError {
+export class ScenarioError extends FencelockError<"DEMO_SCENARIO_FAILED"> {
   constructor(message: string, options?: { cause?: unknown }) {
     super("DEMO_SCENARIO_FAILED", message, options);
   }
 }
+
+/** Every `code` a demo error can carry. */
+export type DemoErrorCode = "BAD_PAUSE_MODE" | "PAUSE_TIMEOUT" | "DEMO_SCENARIO_FAILED";

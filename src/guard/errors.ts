@@ -15,9 +15,7 @@ export type GuardErrorCode =
   | "TIMEOUT";
 
 /** Base of every guard error. */
-export class GuardError extends FencelockError {
-  declare readonly code: GuardErrorCode;
-
+export class GuardError extends FencelockError<GuardErrorCode> {
   constructor(code: GuardErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }

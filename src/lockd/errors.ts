@@ -17,14 +17,14 @@ export class EtcdError extends FencelockError {
 }
 
 /** The lockd server could not start (bad address, port in use, unusable data directory). */
-export class LockdStartError extends FencelockError {
+export class LockdStartError extends FencelockError<"LOCKD_START"> {
   constructor(message: string, options?: { cause?: unknown }) {
     super("LOCKD_START", message, options);
   }
 }
 
 /** lockd could not open, read or write its database. */
-export class LockdStorageError extends FencelockError {
+export class LockdStorageError extends FencelockError<"LOCKD_STORAGE"> {
   constructor(message: string, options?: { cause?: unknown }) {
     super("LOCKD_STORAGE", message, options);
   }

@@ -6,10 +6,12 @@ import { Agent, type IncomingHttpHeaders, request } from "node:http";
 import {
   StaleTokenError,
   StorageAbortedError,
+  StorageArgumentError,
   StorageRequestError,
   StorageTimeoutError,
   StorageUnavailableError,
 } from "./errors.js";
+import { PROBLEMS, type ProblemCode } from "./registry.js";
 
 /** Options of `new StorageClient`. */
 export interface StorageClientOptions {
@@ -80,9 +82,17 @@ export class StorageClient {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
   constructor(options: StorageClientOptions) {
-    const url = new URL(options.url);
-    if (url.protocol !== "http:")
-      throw new TypeError(`storage url must be http://host:port, got ${options.url}`);
+    let url: URL | undefined;
+    try {
+      url = new URL(String(options?.url));
+    } catch {
+      // Reported below with the expected form.
+    }
+    if (url?.protocol !== "http:" || url.hostname === "") {
+      throw new StorageArgumentError(
+        `storage url must be http://host:port (e.g. http://127.0.0.1:8080), got ${JSON.stringify(options?.url)}`,
+      );
+    }
     this.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
     this.port = Number(url.port || 80);
     this.authToken = options.authToken;
@@ -176,7 +186,7 @@ export class StorageClient {
 
   private fenceHeaders(opts: FencedCallOptions): Record<string, string> {
     const headers = this.baseHeaders();
-    if (opts.token !== undefined) headers["Fencing-Token"] = opts.token.toString();
+    if (opts.token !== undefined) headers["Fencing-Token"] = tokenText(opts.token);
     if (opts.fence !== undefined) headers.Fence = encodeURIComponent(opts.fence);
     return headers;
   }
@@ -200,11 +210,12 @@ export class StorageClient {
     ) {
       return new StaleTokenError(BigInt(problem.token), BigInt(problem.maxToken), problem.fence);
     }
-    const code = typeof problem.code === "string" ? problem.code : `HTTP_${reply.status}`;
+    const known = typeof problem.code === "string" && PROBLEMS.some((p) => p.code === problem.code);
+    const detail = typeof problem.detail === "string" ? problem.detail : "";
     return new StorageRequestError(
-      code,
+      known ? (problem.code as ProblemCode) : `HTTP_${reply.status}`,
       reply.status,
-      typeof problem.detail === "string" ? problem.detail : "",
+      known || typeof problem.code !== "string" ? detail : `${problem.code}: ${detail}`,
     );
   }
 
@@ -272,4 +283,16 @@ function parseJson(reply: Reply): unknown {
   } catch (err) {
     throw new StorageUnavailableError("the server's reply is not JSON", err);
   }
+}
+
+/**
+ * A token as the header carries it. A `number` from plain JavaScript is taken only while it is exact (up to
+ * 2^53-1): above that it has already been rounded, and sending it would fence with the wrong token.
+ */
+function tokenText(token: unknown): string {
+  if (typeof token === "bigint") return token.toString();
+  if (typeof token === "number" && Number.isSafeInteger(token)) return String(token);
+  throw new StorageArgumentError(
+    `token must be a bigint${typeof token === "number" ? ` (the number ${token} is not exact: pass BigInt or the lock's token as is)` : `, got ${typeof token}`}`,
+  );
 }

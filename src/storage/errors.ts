@@ -3,12 +3,25 @@
  * registry code when the server refused the request, or one of the client's own codes below.
  */
 import { FencelockError } from "../shared/errors.js";
+import type { ProblemCode } from "./registry.js";
+
+/**
+ * Every `code` a storage client error can carry: the server's registry codes, `HTTP_<status>` for an
+ * answer without a known code, and the client's own.
+ */
+export type StorageErrorCode =
+  | ProblemCode
+  | `HTTP_${number}`
+  | "STORAGE_TIMEOUT"
+  | "ABORTED"
+  | "STORAGE_UNAVAILABLE"
+  | "INVALID_ARGUMENT";
 
 /** Base of every storage client error. `status` is the HTTP status when the server answered. */
-export class StorageError extends FencelockError {
+export class StorageError extends FencelockError<StorageErrorCode> {
   readonly status: number | undefined;
 
-  constructor(code: string, message: string, options?: { cause?: unknown; status?: number }) {
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
     super(code, message, options);
     this.status = options?.status;
   }
@@ -36,11 +49,18 @@ export class StaleTokenError extends StorageError {
  */
 export class StorageRequestError extends StorageError {
   constructor(
-    code: string,
+    code: StorageErrorCode,
     status: number,
     readonly detail: string,
   ) {
     super(code, `storage refused the request (${status} ${code}): ${detail}`, { status });
+  }
+}
+
+/** A bad argument to the client (its URL, a token): nothing was sent (`code` "INVALID_ARGUMENT"). */
+export class StorageArgumentError extends StorageError {
+  constructor(message: string) {
+    super("INVALID_ARGUMENT", message);
   }
 }
 

@@ -2,6 +2,8 @@
  * The fenced storage: a key-value server over HTTP that enforces fencing tokens (docs/design.md §3), its typed
  * client, and its errors.
  */
+
+export { FencelockError } from "../shared/errors.js";
 export {
   type AuditEntry,
   type CallOptions,
@@ -12,7 +14,9 @@ export {
 export {
   StaleTokenError,
   StorageAbortedError,
+  StorageArgumentError,
   StorageError,
+  type StorageErrorCode,
   StorageRequestError,
   StorageTimeoutError,
   StorageUnavailableError,

@@ -3,6 +3,7 @@
  * ready-probed, and always cleaned up. Used by tests, the demo, torture and the benchmarks.
  */
 
+export { FencelockError } from "../shared/errors.js";
 export {
   type EtcdCluster,
   type EtcdClusterOptions,

@@ -11,7 +11,7 @@ import { createInterface } from "node:readline";
 import { FencelockError } from "../shared/errors.js";
 
 /** A launched child did not become ready: it exited, timed out, or the wait was aborted. */
-export class LaunchError extends FencelockError {
+export class LaunchError extends FencelockError<"LAUNCH_FAILED"> {
   constructor(message: string, options?: { cause?: unknown }) {
     super("LAUNCH_FAILED", message, options);
   }

@@ -3,6 +3,8 @@
  * same transaction as the writes, so a stale lock holder's work is rolled back by the database itself. Works
  * with `pg` (node-postgres) pools and clients, and with any driver through `checkFence(query, ...)`.
  */
+
+export { FencelockError } from "../../shared/errors.js";
 export { type FenceArgs, MAX_FENCE_BYTES } from "../args.js";
 export {
   type CommitOutcome,

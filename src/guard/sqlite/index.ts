@@ -3,6 +3,8 @@
  * data, checked in the same `BEGIN IMMEDIATE` transaction as the writes, so a stale lock holder's work is
  * rolled back by the database itself.
  */
+
+export { FencelockError } from "../../shared/errors.js";
 export { type FenceArgs, MAX_FENCE_BYTES } from "../args.js";
 export {
   GuardArgumentError,
