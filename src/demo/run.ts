@@ -69,20 +69,31 @@ async function startServices(o: DemoOptions): Promise<Services> {
   const stopAll = async () => {
     await Promise.allSettled(stops.map((s) => s()));
   };
+  // The first start that fails aborts the others, and every start ends before the cleanup: a storage
+  // server that became ready after the cleanup would keep this process (and itself) alive.
+  const abort = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, abort.signal]) : abort.signal;
+  let failure: unknown;
+  const settle = <T>(start: Promise<T>) =>
+    start.catch((err: unknown) => {
+      failure ??= err;
+      abort.abort();
+      return undefined;
+    });
   try {
     const lock = (async () => {
       if (o.lockService.kind === "endpoints") {
         return { name: `etcd at ${o.lockService.endpoints.join(",")}`, endpoints: o.lockService.endpoints };
       }
       if (o.lockService.kind === "etcd") {
-        const cluster = await startEtcdCluster({ size: 3, signal: o.signal });
+        const cluster = await startEtcdCluster({ size: 3, signal });
         stops.push(() => cluster.stop());
         return {
           name: `etcd, 3 local members (${cluster.endpoints.join(",")})`,
           endpoints: cluster.endpoints,
         };
       }
-      const lockd = await startLockd({ memory: true, signal: o.signal });
+      const lockd = await startLockd({ memory: true, signal });
       stops.push(() => lockd.stop());
       return { name: `lockd, embedded (${lockd.endpoint})`, endpoints: lockd.endpoints };
     })();
@@ -91,22 +102,20 @@ async function startServices(o: DemoOptions): Promise<Services> {
       o.resource === "postgres"
         ? [
             (async () => {
-              const pg = await startPostgres({ signal: o.signal });
+              const pg = await startPostgres({ signal });
               stops.push(() => pg.stop());
               for (const scenario of o.scenarios)
                 resources.set(scenario, { kind: "postgres", url: pg.connectionString });
             })(),
           ]
         : o.scenarios.map(async (scenario) => {
-            const s = await startStorage({
-              memory: true,
-              allowUnfenced: scenario === "unsafe",
-              signal: o.signal,
-            });
+            const s = await startStorage({ memory: true, allowUnfenced: scenario === "unsafe", signal });
             stops.push(() => s.stop());
             resources.set(scenario, { kind: "storage", url: s.url });
           });
-    const [service] = await Promise.all([lock, ...resourceStarts]);
+    const [service] = await Promise.all([settle(lock), ...resourceStarts.map(settle)]);
+    // A failed start resolved to undefined.
+    if (failure !== undefined || service === undefined) throw failure;
     return {
       name: service.name,
       endpoints: service.endpoints,

@@ -87,7 +87,7 @@ async function healthy(endpoint: string): Promise<boolean> {
 /**
  * Starts an etcd cluster and resolves once every member is healthy (a leader is elected). Rejects with
  * `LaunchError` if `etcd` is missing, a member exits early, or the timeout passes; everything started is
- * stopped and removed before it rejects.
+ * stopped and removed before it rejects, including the member directories it made in a given `dataDir`.
  */
 export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
   const size = options.ports?.length ?? options.size ?? 3;
@@ -95,9 +95,12 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
   const temp: TempDir | undefined = options.dataDir ? undefined : await tempDir("etcd");
   const root = options.dataDir ?? (temp as TempDir).path;
   const members: EtcdMember[] = [];
+  /** The topmost directories this call made in a caller's `dataDir`, removed again if the start fails. */
+  const made: string[] = [];
   for (let i = 0; i < size; i++) {
     const dataDir = join(root, `member-${i + 1}`);
-    await mkdir(dataDir, { recursive: true });
+    const first = await mkdir(dataDir, { recursive: true });
+    if (first !== undefined) made.push(first);
     members.push({ name: `m${i + 1}`, clientPort: 0, peerPort: 0, endpoint: "", dataDir, child: undefined });
   }
   let initialCluster = "";
@@ -205,12 +208,19 @@ export async function startEtcdCluster(options: EtcdClusterOptions = {}): Promis
     if (err === undefined) break;
     const retry = attempt < retries && /address already in use/.test(String((err as Error)?.message));
     await stop(retry);
-    if (err instanceof LaunchError && /ENOENT|could not start/.test(`${err.message} ${String(err.cause)}`)) {
-      throw new LaunchError("etcd is not installed (Debian: apt-get install etcd-server etcd-client)", {
-        cause: err,
-      });
+    if (!retry) {
+      if (options.dataDir !== undefined)
+        for (const dir of made) await rm(dir, { recursive: true, force: true });
+      if (
+        err instanceof LaunchError &&
+        /ENOENT|could not start/.test(`${err.message} ${String(err.cause)}`)
+      ) {
+        throw new LaunchError("etcd is not installed (Debian: apt-get install etcd-server etcd-client)", {
+          cause: err,
+        });
+      }
+      throw err;
     }
-    if (!retry) throw err;
     for (const m of members) {
       m.child = undefined;
       await rm(m.dataDir, { recursive: true, force: true });

@@ -7,9 +7,11 @@
  */
 import { execFile } from "node:child_process";
 import { constants } from "node:fs";
-import { access, chown, readdir, realpath, writeFile } from "node:fs/promises";
+import { access, chown, readdir, readFile, realpath, writeFile } from "node:fs/promises";
 import { delimiter, dirname, join } from "node:path";
 import { promisify } from "node:util";
+// `Symbol.asyncDispose` on Node 20 releases before 20.4.
+import "../client/dispose.js";
 import { type Child, freePort, LaunchError, launch, tempDir } from "./process.js";
 
 const run = promisify(execFile);
@@ -268,15 +270,17 @@ async function findBinaries(): Promise<string> {
   throw new LaunchError(NOT_INSTALLED);
 }
 
-/** The `postgres` system user's ids when this process is root (PostgreSQL refuses root); else none. */
+/**
+ * The `postgres` system user's ids when this process is root (PostgreSQL refuses root); else none.
+ * Read from /etc/passwd, where Debian's package adds it, so no PATH lookup is involved.
+ */
 async function serverOwner(): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
-  try {
-    const uid = Number((await run("id", ["-u", "postgres"])).stdout.trim());
-    const gid = Number((await run("id", ["-g", "postgres"])).stdout.trim());
-    if (Number.isInteger(uid) && Number.isInteger(gid) && uid > 0) return { uid, gid };
-  } catch {
-    // Reported below.
+  const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
+  const entry = passwd.split("\n").find((line) => line.startsWith("postgres:"));
+  const [, , uid, gid] = (entry ?? "").split(":").map((field) => Number(field));
+  if (Number.isInteger(uid) && Number.isInteger(gid) && (uid as number) > 0) {
+    return { uid: uid as number, gid: gid as number };
   }
   throw new LaunchError(
     "PostgreSQL refuses to run as root and there is no `postgres` system user to run it as " +

@@ -22,7 +22,9 @@ const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 function trackChild(child: ChildProcess): void {
   live.add(child);
+  // A child that could not be spawned (ENOENT) emits 'error' and 'close', never 'exit'.
   child.once("exit", () => live.delete(child));
+  child.once("close", () => live.delete(child));
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once("exit", () => {
@@ -79,7 +81,10 @@ export interface LaunchOptions<T> {
 export class Child<T = unknown> {
   /** Lines the child printed (stdout and stderr), the last 200, for failure messages. */
   readonly recent: string[] = [];
-  /** Resolves with the exit code (or signal name) when the child exits. */
+  /**
+   * Resolves with the exit code (or signal name) when the child exits, or with the error's code (e.g.
+   * `ENOENT`) when it could not be started at all.
+   */
   readonly exited: Promise<number | string>;
   ready!: T;
 
@@ -93,6 +98,11 @@ export class Child<T = unknown> {
         return;
       }
       process.once("exit", (code, sig) => resolve(code ?? sig ?? -1));
+      // Node never emits 'exit' for a child that failed to spawn (a missing binary): only 'error',
+      // then 'close'. Without this, everything that waits for such a child would wait forever.
+      process.once("error", (err: NodeJS.ErrnoException) => {
+        if (process.pid === undefined) resolve(err.code ?? -1);
+      });
     });
   }
 
@@ -109,7 +119,7 @@ export class Child<T = unknown> {
 
   /** Sends `signal` to the child by its PID; does nothing once it has exited. */
   signal(signal: NodeJS.Signals): void {
-    if (this.running) killQuietly(this.pid, signal);
+    if (this.running && this.process.pid !== undefined) killQuietly(this.process.pid, signal);
   }
 
   /** Freezes the child (SIGSTOP). */

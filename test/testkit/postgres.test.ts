@@ -95,11 +95,11 @@ test("stop() ends the postmaster despite an open connection, removes the data, a
   const pid = b.child.pid;
   const temp = dirname(b.dataDir);
   assert.ok(existsSync(b.dataDir));
-  await Promise.all([b.stop(), b.stop()]);
-  await b.stop();
+  await b[Symbol.asyncDispose]();
   await open.end().catch(() => {});
   assert.equal(alive(pid), false);
   assert.equal(existsSync(temp), false);
+  await Promise.all([b.stop(), b.stop()]);
   await assert.rejects(b.start(), /stopped/);
 });
 

@@ -4,12 +4,12 @@
  * `up` records the members' PIDs in the state directory; `down` stops only those PIDs.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { etcdStatus, startEtcdCluster } from "../../testkit/etcd.js";
+import { type EtcdCluster, etcdStatus, startEtcdCluster } from "../../testkit/etcd.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "start, stop or show a local three-member etcd cluster (up | down | status)";
@@ -105,8 +105,15 @@ async function up(stateDir: string, portsBase: string | undefined): Promise<numb
     }
   }
   const dataDir = join(stateDir, "etcd");
-  await mkdir(dataDir, { recursive: true });
-  const cluster = await startEtcdCluster({ ports, dataDir, detached: true });
+  const made = await mkdir(stateDir, { recursive: true });
+  let cluster: EtcdCluster;
+  try {
+    cluster = await startEtcdCluster({ ports, dataDir, detached: true });
+  } catch (err) {
+    // A failed first start leaves no empty folders behind (the cluster removes the members' own).
+    await removeEmpty(stateDir, made);
+    throw err;
+  }
   const state: ClusterState = {
     members: cluster.members.map((m) => ({
       name: m.name,
@@ -123,6 +130,19 @@ async function up(stateDir: string, portsBase: string | undefined): Promise<numb
   console.log(`endpoints: ${cluster.endpoints.join(",")}`);
   console.log(`data and logs: ${dataDir}`);
   return 0;
+}
+
+/** Removes `dir` and its parents up to `made` (the first directory `mkdir -p` made), while empty. */
+async function removeEmpty(dir: string, made: string | undefined): Promise<void> {
+  if (made === undefined) return;
+  for (let d = dir; d.startsWith(made); d = dirname(d)) {
+    try {
+      await rmdir(d);
+    } catch {
+      return;
+    }
+    if (d === made) return;
+  }
 }
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
@@ -235,7 +255,6 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const stateDir = values.state ?? defaultStateDir();
-  await mkdir(stateDir, { recursive: true });
   if (action === "up") return up(stateDir, values["ports-base"]);
   if (action === "down") return down(stateDir, values.purge ?? false);
   return status(stateDir, values.json ?? false);
