@@ -3,6 +3,7 @@
  * underlying error in `cause`. Contention is never an error: `tryLock()` resolves to `null`.
  */
 import { FencelockError } from "../shared/errors.js";
+import { describeHolder, type LockHolder } from "./lock-status.js";
 
 /** Why a session ended. */
 export type SessionEndReason = "expired" | "revoked" | "not_found" | "closed";
@@ -23,13 +24,26 @@ export class SessionExpiredError extends FencelockError<"SESSION_EXPIRED"> {
   }
 }
 
-/** `lock()` did not acquire the lock within its `timeoutMs`; its waiter key was removed first. */
+/**
+ * `lock()` did not acquire the lock within its `timeoutMs`; its waiter key was removed first. `holder` is
+ * who held the lock then (read once more after the timeout, with a short bound; `undefined` if that read
+ * failed), and the message names it, saying so when its key has no lease and so never expires by itself.
+ */
 export class LockTimeoutError extends FencelockError<"LOCK_TIMEOUT"> {
+  holder: LockHolder | null | undefined;
+
   constructor(
     readonly lockName: string,
     readonly timeoutMs: number,
   ) {
     super("LOCK_TIMEOUT", `lock "${lockName}" not acquired within ${timeoutMs} ms`);
+  }
+
+  /** @internal Adds who held the lock to the error. */
+  heldBy(holder: LockHolder | null): this {
+    this.holder = holder;
+    this.message += holder ? `; held by ${describeHolder(holder)}` : "; nobody holds it now";
+    return this;
   }
 }
 

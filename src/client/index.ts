@@ -42,6 +42,7 @@ export {
 } from "./guarded-txn.js";
 export { lockKey, lockPrefix } from "./keys.js";
 export { Lock } from "./lock.js";
+export type { LockHolder, LockStatus } from "./lock-status.js";
 export { type LockOptions, Mutex } from "./mutex.js";
 export { Session, type SessionOptions } from "./session.js";
 export type { AuthOptions, TlsOptions } from "./transport.js";

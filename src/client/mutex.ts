@@ -9,11 +9,18 @@ import "./dispose.js";
 import { fromWire } from "../proto/int64.js";
 import type { KeyValue, TxnResponse } from "../proto/types.js";
 import { publish } from "./diagnostics.js";
-import { AbortedError, ClientClosedError, InvalidArgumentError, LockLostError } from "./errors.js";
+import {
+  AbortedError,
+  ClientClosedError,
+  InvalidArgumentError,
+  LockLostError,
+  LockTimeoutError,
+} from "./errors.js";
 import { lockKey, lockPrefix, prefixRangeEnd } from "./keys.js";
 import { acquireTxn, attemptNonce, deleteIfTxn, type LockKeys, predecessorTxn, txn } from "./kv.js";
 import type { LocalQueue } from "./local-queue.js";
 import { Lock } from "./lock.js";
+import { type LockStatus, readLockStatus } from "./lock-status.js";
 import type { Session } from "./session.js";
 import { Wait, type WaitOptions } from "./wait.js";
 import { waitForDelete } from "./watch.js";
@@ -62,7 +69,7 @@ export class Mutex {
         this.session.releaseQueue(this.name);
         throw wait.reason();
       }
-      const lock = await this.attempt(wait, queue, true);
+      const lock = await this.attempt(wait, queue, true, options);
       return lock as Lock;
     } finally {
       wait.dispose();
@@ -81,16 +88,22 @@ export class Mutex {
       wait.check();
       const queue = this.session.queue(this.name);
       if (!queue.tryEnter()) return null;
-      return await this.attempt(wait, queue, false);
+      return await this.attempt(wait, queue, false, options);
     } finally {
       wait.dispose();
     }
   }
 
   /** Runs one acquisition holding the local turn; gives the turn back unless it returns a lock. */
-  private async attempt(wait: Wait, queue: LocalQueue, block: boolean): Promise<Lock | null> {
+  private async attempt(
+    wait: Wait,
+    queue: LocalQueue,
+    block: boolean,
+    options: LockOptions,
+  ): Promise<Lock | null> {
     let revision: bigint | undefined;
     let keyMayExist = false;
+    const reporter = new WaitingReporter(options, () => this.status({ signal: wait.signal }));
     try {
       const nonce = attemptNonce();
       let res: TxnResponse | undefined;
@@ -130,7 +143,10 @@ export class Mutex {
       for (let queued = false; ; queued = true) {
         const found = await this.findPredecessor(revision, wait);
         if (!found.kv) return this.acquired(revision, queue);
-        if (!queued) publish({ event: "queued", name: this.name, key: this.key, revision });
+        if (!queued) {
+          publish({ event: "queued", name: this.name, key: this.key, revision });
+          reporter.start();
+        } else reporter.again();
         const predecessor = found.kv;
         await waitForDelete(
           this.transport,
@@ -144,10 +160,38 @@ export class Mutex {
       const err =
         raw instanceof AbortedError && wait.signal.aborted ? wait.reason() : this.session.failed(raw);
       if (keyMayExist) await this.removeKey(revision);
+      if (err instanceof LockTimeoutError) await this.explain(err);
       publish({ event: "cancelled", name: this.name, key: this.key, revision: revision ?? 0n });
       queue.leave();
       this.session.releaseQueue(this.name);
       throw err;
+    } finally {
+      reporter.stop();
+    }
+  }
+
+  /**
+   * Who holds the lock now, with the remaining TTL of the holder's lease, and how many keys wait behind it.
+   * Three small reads. Rejects with `AbortedError` on abort, `CallTimeoutError` after `timeoutMs` (or the
+   * client's call timeout), or the transport's typed error. Each call reads afresh.
+   */
+  status(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<LockStatus> {
+    const { timeoutMs } = options;
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+      return Promise.reject(new InvalidArgumentError(`timeoutMs must be a number ≥ 0, got ${timeoutMs}`));
+    }
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    return readLockStatus(this.session.transport, this.name, this.keys, options.signal, deadline);
+  }
+
+  /** Names the holder in a timeout's message, read with a short fresh bound; leaves it alone if that fails. */
+  private async explain(err: LockTimeoutError): Promise<void> {
+    try {
+      if (this.session.transport.isClosed) return;
+      const { holder } = await this.status({ timeoutMs: 1000 });
+      err.heldBy(holder);
+    } catch {
+      // The timeout is the error to report; who held the lock is a courtesy.
     }
   }
 
@@ -195,4 +239,52 @@ export class Mutex {
 
 function rangeKvs(res: TxnResponse, i: number): KeyValue[] {
   return res.responses[i]?.response_range?.kvs ?? [];
+}
+
+/** Calls a waiter's `onWaiting` once it has waited long enough, and again when what it waits for changes. */
+class WaitingReporter {
+  private timer: NodeJS.Timeout | undefined;
+  private fired = false;
+  private stopped = false;
+
+  constructor(
+    private readonly options: LockOptions,
+    private readonly read: () => Promise<LockStatus>,
+  ) {}
+
+  /** Arms the first report. */
+  start(): void {
+    if (!this.options.onWaiting || this.stopped) return;
+    const after = this.options.waitingAfterMs ?? 1000;
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.report();
+    }, after);
+  }
+
+  /** Reports again if the first report was due already. */
+  again(): void {
+    if (this.fired) this.report();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private report(): void {
+    const onWaiting = this.options.onWaiting;
+    if (!onWaiting || this.stopped) return;
+    this.read().then(
+      (status) => {
+        if (this.stopped) return;
+        try {
+          onWaiting(status);
+        } catch {
+          // A callback's own failure must not break the wait.
+        }
+      },
+      () => {},
+    );
+  }
 }

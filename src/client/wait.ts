@@ -3,6 +3,7 @@
  * the session. Gives a single signal to pass down and the typed error that says which one fired.
  */
 import { AbortedError, InvalidArgumentError, LockTimeoutError } from "./errors.js";
+import type { LockStatus } from "./lock-status.js";
 
 /** What a waiting call takes. */
 export interface WaitOptions {
@@ -10,6 +11,14 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Gives up after this many ms with `LockTimeoutError`. No timeout if left out. */
   timeoutMs?: number;
+  /**
+   * Called when `lock()` has waited `waitingAfterMs` (default 1000) with who holds the lock and when its
+   * lease expires if not renewed, and again each time the key it waits behind changes after that. Errors
+   * of the read behind it are ignored; what the callback throws too.
+   */
+  onWaiting?: (status: LockStatus) => void;
+  /** When to call `onWaiting` first, in ms of waiting; default 1000. */
+  waitingAfterMs?: number;
 }
 
 /** The combined stop conditions of one call. Call `dispose()` when the call ends. */

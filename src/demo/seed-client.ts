@@ -4,6 +4,7 @@
  * is reported as an event, so a person reads the seed's log lines and the demo reads JSON.
  */
 import { connect, type Lock, type LockClient, type Session } from "../client/index.js";
+import { describeHolder } from "../client/lock-status.js";
 import type { Actor, DemoEvent, EventKind } from "./events.js";
 import {
   blockPause,
@@ -158,7 +159,19 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
   );
 
   emit("waiting", `waiting for lock ${o.lockName}`, { leaseId });
-  const lock = await session.mutex(o.lockName).lock({ signal: o.signal, timeoutMs: o.timeoutMs });
+  const lock = await session.mutex(o.lockName).lock({
+    signal: o.signal,
+    timeoutMs: o.timeoutMs,
+    // A waiter that has waited a second says what it waits for.
+    onWaiting: ({ holder, waiters }) =>
+      emit(
+        "waiting",
+        holder
+          ? `still waiting for lock ${o.lockName}: held by ${describeHolder(holder)}${waiters > 1 ? `; ${waiters} waiting, this one included` : ""}`
+          : `still waiting for lock ${o.lockName}: it was just released`,
+        { leaseId },
+      ),
+  });
   held.lock = lock;
   emit("acquired", `acquired lock ${o.lockName} with fencing token ${lock.token} (key ${lock.key})`, {
     token: lock.token,

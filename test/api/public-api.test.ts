@@ -59,7 +59,7 @@ describe("the public API", () => {
     const s = new storage.StorageClient({ url: "http://127.0.0.1:9", timeoutMs: 1000 });
     try {
       await assert.rejects(
-        s.write("k", "v", { token: 4703569812595502727 as unknown as bigint }),
+        s.write("k", "v", { token: Number(4703569812595502727n) as unknown as bigint }),
         storage.StorageArgumentError,
       );
       await assert.rejects(s.read("k", { token: "5" as unknown as bigint }), storage.StorageArgumentError);

@@ -25,6 +25,8 @@ export interface RawKey {
 export interface RawEtcd {
   /** Keys under `name/`, oldest first. */
   keys(name: string): Promise<RawKey[]>;
+  /** Puts a key without a lease, as `etcdctl put` does. */
+  put(key: string, value: string): Promise<void>;
   /** The value of one key, or undefined if it does not exist. */
   get(key: string): Promise<string | undefined>;
   /** Revokes a lease, as an operator would with `etcdctl lease revoke`. */
@@ -78,6 +80,9 @@ export function rawEtcd(endpoints: string[]): RawEtcd {
         createRevision: fromWire(kv.create_revision),
         lease: fromWire(kv.lease),
       }));
+    },
+    async put(key, value) {
+      await tryAll((p) => call(p.kv, "Put", { key: Buffer.from(key), value: Buffer.from(value) }));
     },
     async get(key) {
       const res = await tryAll((p) => call<RangeResponse>(p.kv, "Range", { key: Buffer.from(key) }));

@@ -17,6 +17,7 @@ import {
   type LockClient,
   LockNotHeldError,
   LockReleasedError,
+  type LockStatus,
   LockTimeoutError,
   SessionExpiredError,
 } from "../../src/client/index.js";
@@ -361,6 +362,61 @@ export function lockClientSuite(backend: string, start: () => Promise<Backend>):
         await exited;
         await s.close();
       }
+    });
+
+    it("a waiter says who holds the lock and when its lease expires; status() reads the same", async () => {
+      const c = client();
+      const name = freshName("status");
+      const holderSession = await c.session({ ttl: 7 });
+      const waiterSession = await c.session({ ttl: 10 });
+      const held = await holderSession.mutex(name).lock();
+      const reports: LockStatus[] = [];
+      const waiting = waiterSession.mutex(name).lock({
+        timeoutMs: 30_000,
+        waitingAfterMs: 100,
+        onWaiting: (status) => reports.push(status),
+      });
+      await until("a report", () => reports.length > 0);
+      const report = reports[0] as LockStatus;
+      assert.equal(report.name, name);
+      assert.deepEqual(
+        [report.holder?.key, report.holder?.token, report.holder?.leaseId, report.waiters],
+        [held.key, held.token, holderSession.leaseId, 1],
+      );
+      assert.ok(report.holder?.ttlSeconds !== null && (report.holder?.ttlSeconds ?? 0) > 0);
+      assert.ok((report.holder?.ttlSeconds ?? 99) <= 7);
+      const status = await waiterSession.mutex(name).status();
+      assert.deepEqual([status.holder?.key, status.waiters], [held.key, 1]);
+      await held.unlock();
+      const lock = await waiting;
+      assert.equal((await waiterSession.mutex(name).status()).holder?.key, lock.key);
+      await lock.unlock();
+      assert.equal((await waiterSession.mutex(name).status()).holder, null);
+      await holderSession.close();
+      await waiterSession.close();
+    });
+
+    it("a lock timeout names the holder, and a holder key without a lease as one that never expires", async () => {
+      const c = client();
+      const name = freshName("leaseless");
+      await raw.put(`${name}/orphan`, "");
+      const s = await c.session({ ttl: 10 });
+      const err = await s
+        .mutex(name)
+        .lock({ timeoutMs: 300 })
+        .catch((e: unknown) => e);
+      assert.ok(err instanceof LockTimeoutError, String(err));
+      assert.deepEqual(
+        [err.holder?.key, err.holder?.leaseId, err.holder?.ttlSeconds],
+        [`${name}/orphan`, 0n, null],
+      );
+      assert.match(err.message, /no lease and never expires/);
+      assert.deepEqual(
+        (await raw.keys(name)).map((k) => k.key),
+        [`${name}/orphan`],
+        "the waiter's own key was removed",
+      );
+      await s.close();
     });
 
     it("withLock runs the function with a token and releases after, also when it throws", async () => {
