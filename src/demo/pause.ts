@@ -131,12 +131,16 @@ function forceGc(): () => void {
   return gcFunction;
 }
 
+/** The most forced collections one gc pause makes while it tries to last `atLeastMs`. */
+const MAX_COLLECTIONS = 200;
+
 /**
- * Allocates `garbage` small objects, keeps them alive through three forced full collections (each
- * must mark all of them), then drops them and collects once more — all synchronously, so the process
- * is stopped for the whole time. Reports each collection's length. Cannot be aborted.
+ * Allocates `garbage` small objects, keeps them alive through forced full collections (each must mark
+ * all of them: three, or more until `atLeastMs` have passed, at most 200), then drops them and collects
+ * once more — all synchronously, so the process is stopped for the whole time. Reports each
+ * collection's length. Cannot be aborted.
  */
-export function gcPause(garbage: number): PauseResult {
+export function gcPause(garbage: number, atLeastMs = 0): PauseResult {
   const gc = forceGc();
   const start = performance.now();
   let live: { n: number; s: string }[] | null = new Array(garbage);
@@ -147,11 +151,19 @@ export function gcPause(garbage: number): PauseResult {
     gc();
     collections.push(performance.now() - t);
   };
-  for (let round = 0; round < 3; round++) timed();
+  for (
+    let round = 0;
+    round < 3 || (performance.now() - start < atLeastMs && round < MAX_COLLECTIONS);
+    round++
+  ) {
+    timed();
+  }
   live = null;
   timed();
   const pausedMs = Math.round(performance.now() - start);
-  const ms = collections.map((c) => `${Math.round(c)} ms`).join(", ");
+  const shown = collections.length > 6 ? [...collections.slice(0, 3), ...collections.slice(-2)] : collections;
+  const ms =
+    shown.map((c) => `${Math.round(c)} ms`).join(", ") + (shown.length < collections.length ? ", …" : "");
   return {
     pausedMs,
     detail: `${garbage} objects, ${collections.length} forced collections (${ms}), ${pausedMs} ms stopped in all`,

@@ -193,6 +193,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   if (o.json) {
     for (const r of results) print(JSON.stringify(resultJson(r)));
+    if (htmlPath) print(JSON.stringify({ kind: "html", path: htmlPath }));
   } else {
     for (const r of results) {
       print("");

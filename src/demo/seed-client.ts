@@ -45,6 +45,8 @@ export interface SeedClientOptions {
   pause: PauseMode;
   /** Send the fencing token with the write (`--no-fencing` turns it off). */
   fencing: boolean;
+  /** A person at a terminal presses the key of the keypress pause (the prompt asks them to); default false. */
+  person?: boolean;
   /** Bound on each wait (lock service, lock, storage, SIGSTOP), in ms. */
   timeoutMs: number;
   /** Receives every step. */
@@ -56,10 +58,10 @@ function pauseAnnouncement(o: SeedClientOptions, lock: Lock, session: Session): 
   const lease = session.leaseId.toString(16);
   switch (o.pause.kind) {
     case "keypress":
-      return (
-        `paused, holding the lock with token ${lock.token}: let its lease expire (wait ${session.ttl} s, ` +
-        `or run 'etcdctl lease revoke ${lease}'), start 'fencelock client 2', then hit any key...`
-      );
+      return o.person
+        ? `paused, holding the lock with token ${lock.token}: let its lease expire (wait ${session.ttl} s, ` +
+            `or run 'etcdctl lease revoke ${lease}'), start 'fencelock client 2', then hit any key...`
+        : `paused in a synchronous read of standard input, holding the lock with token ${lock.token}`;
     case "sigstop":
       return `holding the lock with token ${lock.token}; waiting to be stopped (SIGSTOP) and continued (SIGCONT)`;
     case "gc":
@@ -87,7 +89,8 @@ async function pauseAfter(o: SeedClientOptions, announce: () => void): Promise<P
     case "keypress":
       return keypressPause();
     case "gc":
-      return gcPause(o.pause.garbage);
+      // Long enough for the lease to run out (a margin over the TTL), or the run shows nothing.
+      return gcPause(o.pause.garbage, o.ttl * 1000 + 500);
     case "block":
       return blockPause(o.pause.ms);
     case "none":
@@ -192,11 +195,19 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
     const belief = live
       ? "the lock client still believes the lease is live"
       : "the session's deadline passed during the pause, but the write goes ahead, as one already in flight would";
-    emit("resumed", `resumed after ${(result.pausedMs / 1000).toFixed(2)} s (${result.detail}); ${belief}`, {
-      token: lock.token,
-      pausedMs: result.pausedMs,
-      mode: o.pause.kind,
-    });
+    const short =
+      result.pausedMs < o.ttl * 1000
+        ? ` The pause was shorter than the lease TTL (${o.ttl} s), so the lease did not expire: nothing unsafe can happen in this run.`
+        : "";
+    emit(
+      "resumed",
+      `resumed after ${(result.pausedMs / 1000).toFixed(2)} s (${result.detail}); ${belief}.${short}`,
+      {
+        token: lock.token,
+        pausedMs: result.pausedMs,
+        mode: o.pause.kind,
+      },
+    );
   }
 
   const value = `value from client ${o.id}`;

@@ -66,6 +66,13 @@ describe("fencelock demo (embedded lockd)", () => {
     await dir?.remove();
   });
 
+  test("--json says where it wrote the HTML page", () => {
+    assert.deepEqual(
+      lines.filter((l) => l.kind === "html"),
+      [{ kind: "html", path: html }],
+    );
+  });
+
   test("unsafe ends with client 1's value, fenced with client 2's, the refused token was the lower", () => {
     const results = lines.filter((l) => l.kind === "result") as unknown as ResultLine[];
     assert.deepEqual(

@@ -103,6 +103,7 @@ export async function run(argv: string[]): Promise<number> {
       ttl,
       pause,
       fencing: !values["no-fencing"],
+      person: process.stdin.isTTY === true,
       timeoutMs: timeout * 1000,
       signal,
       emit: (event) => {

@@ -34,7 +34,7 @@ flags:
   --ttl SECONDS      lease TTL (default 2)
   --html PATH        where to write the HTML timeline (default fencelock-demo.html)
   --no-html          do not write it
-  --json             print events and results as JSON lines
+  --json             print events and results as JSON lines, and last {"kind":"html","path"} if a page was written
   --no-color         plain terminal timeline
   -h, --help
 
