@@ -1,5 +1,5 @@
 /**
- * `fencelock client 1|2`: the seed's client. Parses flags and runs `runSeedClient`.
+ * `fencelock client 1|2`: the client of etcd's contrib/lock example, done right. Parses flags and runs `runSeedClient`.
  */
 import { parseArgs } from "node:util";
 import { DEFAULT_ENDPOINTS } from "../../client/index.js";
@@ -12,7 +12,8 @@ import { EXIT_CODES, type ResourceChoice, runSeedClient } from "../../demo/seed-
 import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
-export const summary = "the seed's client 1|2: take the lock, (1) pause, write with the fencing token";
+export const summary =
+  "etcd's contrib/lock client 1|2: take the lock, (1) pause, write with the fencing token";
 
 const HELP = `usage: fencelock client 1|2 [flags]
 

@@ -1,5 +1,5 @@
 /**
- * `fencelock cluster up|down|status`: the seed's `goreman start`, a local three-member etcd cluster on
+ * `fencelock cluster up|down|status`: etcd's contrib/lock `goreman start`, a local three-member etcd cluster on
  * loopback (clients 2379/22379/32379, peers 2380/22380/32380), running in the background until `down`.
  * `up` records the members' PIDs in the state directory; `down` stops only those PIDs.
  */
@@ -23,7 +23,7 @@ const HELP = `usage: fencelock cluster <up|down|status> [flags]
 flags:
   --state DIR        state directory (default $XDG_STATE_HOME/fencelock or ~/.local/state/fencelock)
   --ports-base N     up: client ports N, N+2, N+4 and peer ports N+1, N+3, N+5
-                     (default: the seed's 2379/22379/32379 and 2380/22380/32380)
+                     (default: etcd's contrib/lock ports 2379/22379/32379 and 2380/22380/32380)
   --purge            down: also delete the members' data
   --json             status: print JSON
   -h, --help         this help`;
