@@ -16,6 +16,7 @@ import {
   idealRunner,
   measureInterleaved,
 } from "./lock-cycles.js";
+import { targetLine } from "./target.js";
 
 const { values } = parseArgs({
   options: {
@@ -57,10 +58,8 @@ try {
     line([s.label, String(s.cycles), f(s.throughput, 1), f(s.p50Ms), f(s.p99Ms)], w1);
   }
   rows.push("");
-  rows.push(`fencelock p50 / ideal p50:             ${f(ours.p50Ms / ideal.p50Ms)}x   (target ≤ 1.10x)`);
-  rows.push(
-    `fencelock / etcd3 throughput:          ${f(ours.throughput / peer.throughput)}x   (target ≥ 1.40x)`,
-  );
+  rows.push(targetLine("fencelock p50 / ideal p50:", ours.p50Ms / ideal.p50Ms, 1.1, "max"));
+  rows.push(targetLine("fencelock / etcd3 throughput:", ours.throughput / peer.throughput, 1.4, "min"));
   rows.push("");
 
   const w2 = [22, 8, 8, 10, 18, 16];
@@ -84,10 +83,10 @@ try {
     );
   }
   rows.push("");
-  rows.push("wake-ups/release: fencelock = watch events delivered to waiters per hand-over (target 1.00);");
+  rows.push("wake-ups/release: fencelock = watch events delivered to waiters per hand-over (goal 1.00);");
   rows.push("                  etcd3 = failed acquire attempts per release (it cannot wait, so it polls).");
   rows.push("FIFO violation: an acquisition that overtook a contender the server already knew was waiting");
-  rows.push("                before the winner even asked (target 0).");
+  rows.push("                before the winner even asked (goal 0).");
   console.log(rows.join("\n"));
 } finally {
   await cluster?.stop();
