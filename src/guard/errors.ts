@@ -11,6 +11,7 @@ export type GuardErrorCode =
   | "ROLLED_BACK"
   | "DATABASE_UNAVAILABLE"
   | "INVALID_ARGUMENT"
+  | "FENCE_TABLE_MISSING"
   | "ABORTED"
   | "TIMEOUT";
 
@@ -81,6 +82,23 @@ export class DatabaseUnavailableError extends GuardError {
 export class GuardArgumentError extends GuardError {
   constructor(message: string) {
     super("INVALID_ARGUMENT", message);
+  }
+}
+
+/**
+ * The fence table does not exist in this database: create it with `ensureFenceTable()` or the shipped
+ * `sql/*-fences.sql`. Nothing was written.
+ */
+export class FenceTableMissingError extends GuardError {
+  constructor(
+    readonly table: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      "FENCE_TABLE_MISSING",
+      `the fence table ${table} does not exist: create it with ensureFenceTable() or the shipped sql/*-fences.sql`,
+      options,
+    );
   }
 }
 

@@ -11,6 +11,7 @@ import {
   checkFence,
   DatabaseUnavailableError,
   ensureFenceTable,
+  FenceTableMissingError,
   fenceMax,
   fenceTableSql,
   GuardAbortedError,
@@ -344,6 +345,18 @@ describe("PostgreSQL guard", () => {
     );
     assert.equal(await count(c), 0);
     assert.equal(await fenceMax(pool, "bad"), null);
+  });
+
+  it("a fence table that does not exist: FenceTableMissingError saying how to create it, nothing written", async () => {
+    const c = await freshCounter();
+    const err = await withFence(pool, { fence: "f", token: 1n, table: "missing_fences" }, (tx) =>
+      increment(tx, c),
+    ).catch((e: unknown) => e);
+    assert.ok(err instanceof FenceTableMissingError, String(err));
+    assert.match(err.message, /ensureFenceTable/);
+    assert.equal(await count(c), 0);
+    await assert.rejects(fenceMax(pool, "f", { table: "missing_fences" }), FenceTableMissingError);
+    await assert.rejects(resetFence(pool, "f", { table: "missing_fences" }), FenceTableMissingError);
   });
 
   it("a closed pool: DatabaseUnavailableError", async () => {

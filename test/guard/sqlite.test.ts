@@ -10,6 +10,7 @@ import Database from "better-sqlite3";
 import {
   checkFence,
   ensureFenceTable,
+  FenceTableMissingError,
   fenceMax,
   fenceTableSql,
   GuardArgumentError,
@@ -159,6 +160,17 @@ describe("SQLite guard", () => {
     const closed = new Database(file);
     closed.close();
     assert.throws(() => withFence(closed, { fence: "bad", token: 1n }, () => {}), GuardArgumentError);
+  });
+
+  it("a fence table that does not exist: FenceTableMissingError, nothing written", () => {
+    const db = connect();
+    const before = count(db);
+    assert.throws(
+      () => withFence(db, { fence: "f", token: 1n, table: "missing_fences" }, increment),
+      FenceTableMissingError,
+    );
+    assert.throws(() => fenceMax(db, "f", { table: "missing_fences" }), FenceTableMissingError);
+    assert.equal(count(db), before);
   });
 
   it("resetFence forgets a fence and says what it held", () => {

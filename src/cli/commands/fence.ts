@@ -60,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     const what = values.postgres !== undefined ? "PostgreSQL" : values.sqlite;
     const table = values.table ?? "fencelock_fences";
     if (code === "INVALID_ARGUMENT") return fail((err as Error).message);
-    const noTable = code === "42P01" || /no such table/.test((err as Error).message);
+    const noTable = code === "FENCE_TABLE_MISSING";
     console.error(
       noTable
         ? `fencelock fence: ${what} has no fence table ${table} (no guard has written there)`

@@ -4,7 +4,7 @@
  * holders of one fence serialize on it.
  */
 import { checkFenceArgs, type FenceArgs } from "../args.js";
-import { StaleTokenError } from "../errors.js";
+import { FenceTableMissingError, StaleTokenError } from "../errors.js";
 import { guardErrorOf } from "./pg-errors.js";
 import { type Query, rowsOf } from "./query.js";
 
@@ -39,6 +39,7 @@ export async function checkFence(query: Query, args: FenceArgs): Promise<void> {
     const max = (rows[0] as { max_token?: unknown } | undefined)?.max_token;
     throw new StaleTokenError(token, typeof max === "string" ? BigInt(max) : token, fence);
   } catch (err) {
+    if ((err as { code?: unknown }).code === "42P01") throw new FenceTableMissingError(table, { cause: err });
     throw guardErrorOf(err, "work");
   }
 }

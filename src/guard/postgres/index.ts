@@ -9,6 +9,7 @@ export { type FenceArgs, MAX_FENCE_BYTES } from "../args.js";
 export {
   type CommitOutcome,
   DatabaseUnavailableError,
+  FenceTableMissingError,
   GuardAbortedError,
   GuardArgumentError,
   GuardError,

@@ -3,6 +3,7 @@
  * `sql/postgres-fences.sql` is the same statement for the default table name, for migration tools.
  */
 import { checkFenceName, checkTable, DEFAULT_FENCE_TABLE, MAX_FENCE_BYTES } from "../args.js";
+import { FenceTableMissingError } from "../errors.js";
 import { type Query, rowsOf } from "./query.js";
 
 /** The `CREATE TABLE` statement of a fence table. `table` must already be checked. */
@@ -24,8 +25,16 @@ export interface TableOptions {
 /** Something that runs SQL: a `pg` `Pool` or `Client`, or a driver-neutral `query` function. */
 export type Queryable = { query(sql: string, params?: unknown[]): Promise<unknown> } | Query;
 
-function run(db: Queryable, sql: string, params: unknown[]): Promise<unknown> {
-  return typeof db === "function" ? db(sql, params) : db.query(sql, params);
+/** Runs one statement; on a fence `table` that does not exist, rejects with `FenceTableMissingError`. */
+async function run(db: Queryable, sql: string, params: unknown[], table?: string): Promise<unknown> {
+  try {
+    return await (typeof db === "function" ? db(sql, params) : db.query(sql, params));
+  } catch (err) {
+    if (table !== undefined && (err as { code?: unknown }).code === "42P01") {
+      throw new FenceTableMissingError(table, { cause: err });
+    }
+    throw err;
+  }
 }
 
 /**
@@ -51,9 +60,12 @@ export async function fenceMax(
 ): Promise<bigint | null> {
   const table = checkTable(options.table);
   const rows = rowsOf(
-    await run(db, `SELECT max_token::text AS max_token FROM ${table} WHERE name = $1`, [
-      checkFenceName(name),
-    ]),
+    await run(
+      db,
+      `SELECT max_token::text AS max_token FROM ${table} WHERE name = $1`,
+      [checkFenceName(name)],
+      table,
+    ),
   );
   const text = (rows[0] as { max_token?: unknown } | undefined)?.max_token;
   return typeof text === "string" ? BigInt(text) : null;
@@ -72,9 +84,12 @@ export async function resetFence(
 ): Promise<bigint | null> {
   const table = checkTable(options.table);
   const rows = rowsOf(
-    await run(db, `DELETE FROM ${table} WHERE name = $1 RETURNING max_token::text AS max_token`, [
-      checkFenceName(name),
-    ]),
+    await run(
+      db,
+      `DELETE FROM ${table} WHERE name = $1 RETURNING max_token::text AS max_token`,
+      [checkFenceName(name)],
+      table,
+    ),
   );
   const text = (rows[0] as { max_token?: unknown } | undefined)?.max_token;
   return typeof text === "string" ? BigInt(text) : null;

@@ -165,7 +165,8 @@ async function guarded<T>(
     if (isPool(db)) {
       const c = await db.connect();
       if (stopReason) {
-        c.release(stopReason);
+        // Nothing was sent on it: the pool may lend it again.
+        c.release();
         throw stopReason;
       }
       conn = c;

@@ -12,7 +12,12 @@ import {
   type FenceArgs,
   MAX_FENCE_BYTES,
 } from "../args.js";
-import { GuardArgumentError, StaleTokenError, TransactionConflictError } from "../errors.js";
+import {
+  FenceTableMissingError,
+  GuardArgumentError,
+  StaleTokenError,
+  TransactionConflictError,
+} from "../errors.js";
 
 type Database = BetterSqlite3.Database;
 
@@ -48,7 +53,15 @@ function statements(db: Database, table: string): Statements {
   }
   let s = byTable.get(table);
   if (!s) {
-    s = {
+    s = prepare(db, table);
+    byTable.set(table, s);
+  }
+  return s;
+}
+
+function prepare(db: Database, table: string): Statements {
+  try {
+    return {
       raise: db
         .prepare<[string, bigint, number]>(
           `INSERT INTO ${table} AS f (name, max_token, updated_at) VALUES (?, ?, ?)
@@ -62,9 +75,10 @@ RETURNING max_token`,
         .prepare<[string]>(`DELETE FROM ${table} WHERE name = ? RETURNING max_token`)
         .safeIntegers(true),
     };
-    byTable.set(table, s);
+  } catch (err) {
+    if (/no such table/.test((err as Error).message)) throw new FenceTableMissingError(table, { cause: err });
+    throw err;
   }
-  return s;
 }
 
 function checkDb(db: unknown): Database {

@@ -7,6 +7,7 @@
 export { FencelockError } from "../../shared/errors.js";
 export { type FenceArgs, MAX_FENCE_BYTES } from "../args.js";
 export {
+  FenceTableMissingError,
   GuardArgumentError,
   GuardError,
   type GuardErrorCode,
