@@ -60,10 +60,25 @@ export class StorageAbortedError extends StorageError {
 
 /**
  * The server could not be reached, or the connection failed mid-request, or it answered something that
- * is not this protocol (`code` "STORAGE_UNAVAILABLE"); `cause` is the underlying error.
+ * is not this protocol (`code` "STORAGE_UNAVAILABLE"); `cause` is the underlying error, `status` the
+ * HTTP status of an answer that was not this protocol.
  */
 export class StorageUnavailableError extends StorageError {
-  constructor(message: string, cause?: unknown) {
-    super("STORAGE_UNAVAILABLE", message, { cause });
+  constructor(message: string, cause?: unknown, status?: number) {
+    super("STORAGE_UNAVAILABLE", message, { cause, status });
+  }
+}
+
+/**
+ * A storage that speaks the seed's protocol (etcd's contrib/lock storage) refused a write with its own
+ * `err` text and no fencelock code (`code` "SEED_REFUSED"): that storage refuses any version other than
+ * the one it holds, the later holder's included.
+ */
+export class SeedRefusedError extends StorageError {
+  constructor(
+    readonly err: string,
+    status: number,
+  ) {
+    super("SEED_REFUSED", `the seed-protocol storage refused the write: ${err}`, { status });
   }
 }

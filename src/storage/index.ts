@@ -10,6 +10,7 @@ export {
   type StorageClientOptions,
 } from "./client.js";
 export {
+  SeedRefusedError,
   StaleTokenError,
   StorageAbortedError,
   StorageError,
@@ -19,6 +20,7 @@ export {
 } from "./errors.js";
 export { DEFAULT_LIMITS, type Limits } from "./input.js";
 export { PROBLEMS, type ProblemCode, type ProblemSpec } from "./registry.js";
+export { SeedStorageClient } from "./seed-client.js";
 export {
   createStorageServer,
   type ListenAddress,
