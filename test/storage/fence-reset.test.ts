@@ -206,6 +206,14 @@ describe("fence reset", { timeout: 90_000 }, () => {
     const help = await cli(["storage", "fence", "reset", "--help"]);
     assert.equal(help.code, 0);
     assert.match(help.out, /DANGER/);
+    // The server's help says what a seed client's "version" really is, and where the way out is.
+    const server = await cli(["storage", "--help"]);
+    assert.match(
+      server.out,
+      /seed\s+client's "version" is its LEASE ID: it increases only on one etcd member or one lockd/,
+    );
+    assert.match(server.out, /never a\s+real fencing token on a multi-member etcd cluster/);
+    assert.match(server.out, /fencelock storage fence reset NAME/);
     const missing = await cli(["storage", "fence", "reset", "k", "--data", "/nonexistent/fencelock"]);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /no storage database/);
