@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,6 +48,15 @@ async function seedWrite(port: number, key: string, version: bigint, auth?: stri
     body: `{"op":"write","key":"${key}","val":"from a seed client","version":${version}}`,
   });
 }
+
+test("the README's storage example leaves the demo's key0 alone", () => {
+  const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("## Fenced storage"), readme.indexOf("## lockd"));
+  assert.match(section, /"version":4703569812595502727/);
+  // A huge version written to key0 would refuse every later `fencelock client` on the default storage.
+  assert.doesNotMatch(section, /"key":"key0"|\/v1\/kv\/key0/);
+  assert.match(section, /fencelock storage fence reset NAME/);
+});
 
 describe("fence reset", { timeout: 90_000 }, () => {
   const servers: StorageHandle[] = [];
