@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { StorageClient } from "../../storage/index.js";
 import { SqliteStore } from "../../storage/sqlite-store.js";
 
-export const HELP = `usage: fencelock storage fence reset NAME [--data DIR | --url URL --auth-token T]
+const HELP = `usage: fencelock storage fence reset NAME [--data DIR | --url URL --auth-token T]
 
 Forgets the highest fencing token fence NAME has seen (by default a fence is named after its key), so the
 next write with a token of any size is accepted. The audit log records the reset, who made it and the max
