@@ -5,6 +5,7 @@
  */
 import { connect, type Lock, type LockClient, type Session } from "../client/index.js";
 import { describeHolder } from "../client/lock-status.js";
+import { SeedRefusedError, StorageUnavailableError } from "../storage/index.js";
 import type { Actor, DemoEvent, EventKind } from "./events.js";
 import {
   blockPause,
@@ -47,6 +48,18 @@ export interface SeedClientOptions {
   fencing: boolean;
   /** A person at a terminal presses the key of the keypress pause (the prompt asks them to); default false. */
   person?: boolean;
+  /**
+   * How to talk to the storage: `v1` (default), fencelock's `PUT /v1/kv/{key}` with a `Fencing-Token`
+   * header; `seed`, the seed's `POST /` with the token as `version` (fencelock's storage and etcd's
+   * contrib/lock storage both speak it).
+   */
+  protocol?: "v1" | "seed";
+  /**
+   * Which number is sent as the token: `revision` (default), the lock key's create revision, a real
+   * fencing token; `lease`, the session's lease ID, as etcd's contrib/lock client sends it (increasing only
+   * on one etcd member or one lockd; for replaying the seed).
+   */
+  tokenSource?: "revision" | "lease";
   /** Bound on each wait (lock service, lock, storage, SIGSTOP), in ms. */
   timeoutMs: number;
   /** Receives every step. */
@@ -211,15 +224,22 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
   }
 
   const value = `value from client ${o.id}`;
-  const token = o.fencing ? lock.token : undefined;
-  const how = token === undefined ? "without a fencing token" : `with fencing token ${token}`;
-  emit("write", `writing "${value}" to ${o.key} ${how}`, { token: token ?? null, key: o.key, value });
+  const token = o.fencing ? (o.tokenSource === "lease" ? session.leaseId : lock.token) : undefined;
+  const seed = o.protocol === "seed";
+  const how =
+    token === undefined
+      ? "without a fencing token"
+      : o.tokenSource === "lease"
+        ? `with its lease ID ${token} (${session.leaseId.toString(16)}) as the token, as the seed does`
+        : `with fencing token ${token}`;
+  const via = seed ? " (POST /, the seed's protocol)" : "";
+  emit("write", `writing "${value}" to ${o.key} ${how}${via}`, { token: token ?? null, key: o.key, value });
   const timeoutMs = Math.min(o.timeoutMs, 10_000);
   let target: WriteTarget | undefined;
   try {
     target =
       o.resource.kind === "storage"
-        ? storageTarget(o.resource.url, timeoutMs)
+        ? storageTarget(o.resource.url, timeoutMs, seed ? "seed" : "v1")
         : await postgresTarget(o.resource.url, timeoutMs);
     // Deliberately not lock.signal: the pause stands for one that may come after any local check,
     // and only the resource's token check is a guarantee.
@@ -239,11 +259,43 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
       });
       return { code: EXIT_CODES.refused, why: "write refused as stale" };
     }
-    emit("error", `write failed: ${message(err)}`, { reason: message(err) });
+    if (err instanceof SeedRefusedError) {
+      emit("refused", `write refused by the storage: ${err.err}`, {
+        token: token ?? null,
+        maxToken: null,
+        reason: err.err,
+        key: o.key,
+        value,
+      });
+      return { code: EXIT_CODES.refused, why: "write refused" };
+    }
+    const text =
+      seed || o.resource.kind !== "storage"
+        ? message(err)
+        : `${message(err)}${notV1Hint(err, o.resource.url)}`;
+    emit("error", `write failed: ${text}`, { reason: text });
     return { code: EXIT_CODES.error, why: "write failed" };
   } finally {
     await target?.close().catch(() => {});
   }
+}
+
+/**
+ * When a `/v1` write got an answer that is not fencelock's, or the connection was dropped after the
+ * request went out, the storage is likely one that speaks only the seed's `POST /` (etcd's contrib/lock
+ * storage exits on any other request): say so, and name the flag. Empty otherwise.
+ */
+function notV1Hint(err: unknown, url: string): string {
+  if (!(err instanceof StorageUnavailableError)) return "";
+  const cause = err.cause as { code?: unknown; message?: unknown } | undefined;
+  const dropped = cause?.code === "ECONNRESET" || cause?.message === "socket hang up";
+  if (err.status === undefined && !dropped) return "";
+  const what = dropped ? "dropped the connection on" : `answered ${err.status}, not fencelock's API, to`;
+  return (
+    `. The storage at ${url} ${what} PUT /v1/kv/...: it does not seem to speak fencelock's /v1 API. ` +
+    "For a storage that speaks only the seed's POST / (like etcd's contrib/lock storage, which exits on " +
+    "anything else), run with --protocol seed"
+  );
 }
 
 function message(err: unknown): string {

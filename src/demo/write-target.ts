@@ -3,7 +3,7 @@
  * PostgreSQL, behind the fencing guard. Either refuses a stale token with an error whose `code` is
  * `STALE_FENCING_TOKEN` and that carries the bigint `token` and `maxToken`.
  */
-import { StorageClient } from "../storage/index.js";
+import { SeedStorageClient, StorageClient } from "../storage/index.js";
 
 /** One place the client writes its value to. */
 export interface WriteTarget {
@@ -21,13 +21,18 @@ export interface WriteTarget {
 /** The demo's table in PostgreSQL: one row per key. */
 export const DEMO_TABLE = "fencelock_demo";
 
-/** The storage server at `url`. */
-export function storageTarget(url: string, timeoutMs: number): WriteTarget {
+/**
+ * The storage server at `url`, spoken to with fencelock's `/v1` API or with the seed's `POST /` (the token
+ * as `version`, 0 without one), which etcd's contrib/lock storage speaks too.
+ */
+export function storageTarget(url: string, timeoutMs: number, protocol: "v1" | "seed" = "v1"): WriteTarget {
   const storage = new StorageClient({ url, timeoutMs });
+  const seed = protocol === "seed" ? new SeedStorageClient({ url, timeoutMs }) : undefined;
   return {
     label: "the storage",
     async write(key, value, token) {
-      await storage.write(key, value, { token });
+      if (seed) await seed.write(key, value, { version: token ?? 0n });
+      else await storage.write(key, value, { token });
     },
     async read(key) {
       const stored = await storage.read(key);
@@ -35,6 +40,7 @@ export function storageTarget(url: string, timeoutMs: number): WriteTarget {
     },
     async close() {
       storage.close();
+      seed?.close();
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * lockd's SQLite file: the source of truth. Every revision of every key is a row of `history` (a delete
- * is a row with version 0, a tombstone); `meta` holds the store revision, the compacted revision and the
- * node's identity; `leases` the granted leases. WAL mode with `synchronous=FULL`, so a commit that
+ * is a row with version 0, a tombstone); `meta` holds the store revision, the compacted revision, the
+ * node's identity and the highest lease ID granted; `leases` the granted leases. WAL mode with `synchronous=FULL`, so a commit that
  * returned is on disk. Integers cross as `bigint` only.
  */
 import { closeSync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
@@ -31,7 +31,7 @@ export interface HistoryRow {
 export type SyncMode = "full" | "normal";
 
 /** The named integers in `meta`. */
-export type MetaName = "revision" | "compact_revision" | "cluster_id" | "member_id" | "term";
+export type MetaName = "revision" | "compact_revision" | "cluster_id" | "member_id" | "term" | "lease_id";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;

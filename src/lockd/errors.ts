@@ -62,6 +62,11 @@ export const errors = {
   leaseNotFound: def("LEASE_NOT_FOUND", status.NOT_FOUND, "etcdserver: requested lease not found"),
   leaseExists: def("LEASE_EXIST", status.FAILED_PRECONDITION, "etcdserver: lease already exists"),
   leaseTTLTooLarge: def("LEASE_TTL_TOO_LARGE", status.OUT_OF_RANGE, "etcdserver: too large lease TTL"),
+  leaseIdsExhausted: def(
+    "LEASE_IDS_EXHAUSTED",
+    status.RESOURCE_EXHAUSTED,
+    "lockd: no lease ID is left above the highest granted; grant with an explicit ID",
+  ),
   authNotEnabled: def(
     "AUTH_NOT_ENABLED",
     status.FAILED_PRECONDITION,

@@ -48,6 +48,7 @@ import {
   tombstone,
   type ValueLoader,
 } from "./kv.js";
+import { LeaseIdGenerator } from "./lease-ids.js";
 import { rangeResult } from "./range-result.js";
 import { SortedKeys } from "./sorted-keys.js";
 import { checkDelete, checkPut, checkRange, checkTxn, payloadBytes, txnWrites } from "./validate.js";
@@ -151,6 +152,7 @@ export class Store {
   private compacted = -1n;
   private batch: Batch | undefined;
   private closed = false;
+  private leaseIds: LeaseIdGenerator | undefined;
 
   /** Opens the database and rebuilds the index from it. Throws `LockdStorageError` if it cannot. */
   constructor(options: StoreOptions) {
@@ -623,7 +625,10 @@ export class Store {
       let id = fromWire(req.ID);
       if (ttl > MAX_LEASE_TTL) throw errors.leaseTTLTooLarge();
       if (id === 0n) {
-        do id = randomId();
+        // The batch first: the generator records the ID in its transaction, committed before the reply.
+        this.ensureBatch();
+        this.leaseIds ??= new LeaseIdGenerator(this.db, this.memberId);
+        do id = this.leaseIds.next();
         while (this.leaseMap.has(id));
       } else if (this.leaseMap.has(id)) {
         throw errors.leaseExists();

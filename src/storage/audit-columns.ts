@@ -4,9 +4,24 @@
  * in a byte pool. About 45 bytes per entry plus the preview, against about 110 for an object per entry:
  * it matters, because a busy `--memory` server keeps every decision.
  */
-import { AUDIT_VALUE_BYTES, type AuditRow, type Decision, reasonOf, type Verdict } from "./store.js";
+import {
+  AUDIT_VALUE_BYTES,
+  type AuditRow,
+  type Decision,
+  type FenceReset,
+  reasonOf,
+  type Verdict,
+} from "./store.js";
 
-const VERDICTS: readonly Verdict[] = ["first", "equal", "newer", "stale", "unfenced", "token-required"];
+const VERDICTS: readonly Verdict[] = [
+  "first",
+  "equal",
+  "newer",
+  "stale",
+  "unfenced",
+  "token-required",
+  "reset",
+];
 const VERDICT_CODE = new Map(VERDICTS.map((v, i) => [v, i]));
 // Marks a missing token in the int64 columns; real tokens are never negative.
 const NONE = -1n;
@@ -14,7 +29,7 @@ const CHUNK_BITS = 14;
 const CHUNK = 1 << CHUNK_BITS;
 const MASK = CHUNK - 1;
 const SLAB_BYTES = 1 << 20;
-// Flag bits: a write, a kept preview, then the verdict.
+// Flag bits: a write, a kept preview (a write's value, or who made a reset), then the verdict.
 const WRITE = 1;
 const PREVIEW = 2;
 const VERDICT_SHIFT = 2;
@@ -57,8 +72,8 @@ export class AuditColumns {
   private readonly names: string[] = [];
   private readonly ids = new Map<string, number>();
 
-  /** Appends the decision on `d`. */
-  push(d: Decision, previous: bigint | null, verdict: Verdict): void {
+  /** Appends the decision on `d`, or the reset. */
+  push(d: Decision | FenceReset, previous: bigint | null, verdict: Verdict): void {
     const i = this.length;
     if (i >>> CHUNK_BITS === this.chunks.length) this.chunks.push(chunk());
     const c = this.chunks[i >>> CHUNK_BITS] as Chunk;
@@ -69,8 +84,8 @@ export class AuditColumns {
     c.keys[j] = this.id(d.key);
     c.fences[j] = this.id(d.fence);
     let flags = (VERDICT_CODE.get(verdict) as number) << VERDICT_SHIFT;
-    if (d.op === "write") {
-      flags |= WRITE | PREVIEW;
+    if (d.op !== "read") {
+      flags |= d.op === "write" ? WRITE | PREVIEW : PREVIEW;
       const n = Math.min(d.value.length, AUDIT_VALUE_BYTES);
       c.lengths[j] = n;
       c.at[j] = 0;
@@ -132,7 +147,7 @@ export class AuditColumns {
     return {
       seq: i + 1,
       timeMs: c.time[j] as number,
-      op: flags & WRITE ? "write" : "read",
+      op: verdict === "reset" ? "reset" : flags & WRITE ? "write" : "read",
       key: this.names[c.keys[j] as number] as string,
       fence: this.names[c.fences[j] as number] as string,
       token,

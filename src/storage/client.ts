@@ -2,16 +2,14 @@
  * The typed client of the storage server's current API (`/v1/...`). Tokens are `bigint`; every call
  * takes an `AbortSignal` and a timeout; a stale token is a `StaleTokenError` carrying the current max.
  */
-import { Agent, type IncomingHttpHeaders, request } from "node:http";
+import { Agent } from "node:http";
 import {
   StaleTokenError,
-  StorageAbortedError,
   StorageArgumentError,
   StorageRequestError,
-  StorageTimeoutError,
   StorageUnavailableError,
 } from "./errors.js";
-import { PROBLEMS, type ProblemCode } from "./registry.js";
+import { exchange, type Reply } from "./exchange.js";
 
 /** Options of `new StorageClient`. */
 export interface StorageClientOptions {
@@ -44,7 +42,8 @@ export interface AuditEntry {
   seq: number;
   /** Epoch milliseconds of the decision. */
   timeMs: number;
-  op: "read" | "write";
+  /** `reset`: an operator cleared the fence's max (`previousMax`); `value` says who and how. */
+  op: "read" | "write" | "reset";
   key: string;
   fence: string;
   token: bigint | null;
@@ -52,23 +51,14 @@ export interface AuditEntry {
   previousMax: bigint | null;
   accepted: boolean;
   reason: string;
-  /** UTF-8 text of the first 256 bytes of a written value; `null` for reads. */
+  /** UTF-8 text of the first 256 bytes of a written value (of a reset: who made it); `null` for reads. */
   value: string | null;
-}
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
 }
 
 interface WireAudit extends Omit<AuditEntry, "token" | "previousMax"> {
   token: string | null;
   previousMax: string | null;
 }
-
-/** The largest reply the client reads: a 1 MiB value with room to spare. */
-const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 
 /**
  * A client of one storage server. Keeps up to 16 keep-alive connections (idle ones do not keep the
@@ -156,6 +146,24 @@ export class StorageClient {
   }
 
   /**
+   * An operator's recovery (`DELETE /v1/fences/{name}`): forgets the fence's max, so the next token of
+   * any size is accepted, and resolves with the max it had and the reset's audit sequence number. The
+   * server must run with `--auth-token` (else `StorageRequestError` `ADMIN_DISABLED`). Dangerous: until a
+   * holder writes with a newer token, a stale holder's write goes through. Abort and timeout reject as
+   * for `write` (the reset may still have happened).
+   */
+  async resetFence(
+    name: string,
+    opts: CallOptions = {},
+  ): Promise<{ previousMax: bigint | null; seq: number }> {
+    const path = `/v1/fences/${encodeURIComponent(name)}`;
+    const reply = await this.call("DELETE", path, this.baseHeaders(), null, opts, "fence reset");
+    if (reply.status !== 200) throw this.refusal(reply);
+    const json = parseJson(reply) as { previousMax?: string | null; seq?: number };
+    return { previousMax: json.previousMax == null ? null : BigInt(json.previousMax), seq: Number(json.seq) };
+  }
+
+  /**
    * Audit entries with `seq > after` (default 0), oldest first, at most `limit` (default 100, the server
    * allows up to 1000). Page by passing the last `seq` as the next `after`. Abort and timeout reject as
    * for `write`.
@@ -200,6 +208,7 @@ export class StorageClient {
       return new StorageUnavailableError(
         `unexpected reply (${reply.status}) that is not a problem document`,
         err,
+        reply.status,
       );
     }
     if (
@@ -210,16 +219,14 @@ export class StorageClient {
     ) {
       return new StaleTokenError(BigInt(problem.token), BigInt(problem.maxToken), problem.fence);
     }
-    const known = typeof problem.code === "string" && PROBLEMS.some((p) => p.code === problem.code);
-    const detail = typeof problem.detail === "string" ? problem.detail : "";
-    return new StorageRequestError(
-      known ? (problem.code as ProblemCode) : `HTTP_${reply.status}`,
+    return StorageRequestError.fromReply(
+      problem.code,
       reply.status,
-      known || typeof problem.code !== "string" ? detail : `${problem.code}: ${detail}`,
+      typeof problem.detail === "string" ? problem.detail : "",
     );
   }
 
-  /** One HTTP exchange, bounded by the timeout and the caller's signal; listeners always removed. */
+  /** One HTTP exchange, bounded by the timeout and the caller's signal. */
   private call(
     method: string,
     path: string,
@@ -228,52 +235,13 @@ export class StorageClient {
     opts: CallOptions,
     what: string,
   ): Promise<Reply> {
-    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    // Created here, while the caller is on the stack, so the stack trace points at the caller.
-    const timeout = new StorageTimeoutError(`storage ${what} got no answer within ${timeoutMs} ms`);
-    const signal = opts.signal;
-    if (signal?.aborted) {
-      return Promise.reject(new StorageAbortedError(`storage ${what} aborted`, signal.reason));
-    }
-    return new Promise<Reply>((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, method, path, headers, agent: this.agent });
-      let settled = false;
-      const settle = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        fn();
-      };
-      const fail = (err: Error) => {
-        settle(() => reject(err));
-        req.destroy();
-      };
-      const timer = setTimeout(() => fail(timeout), timeoutMs);
-      const onAbort = () => fail(new StorageAbortedError(`storage ${what} aborted`, signal?.reason));
-      signal?.addEventListener("abort", onAbort, { once: true });
-      req.on("error", (err) =>
-        fail(new StorageUnavailableError(`storage ${what} failed: ${err.message}`, err)),
-      );
-      req.on("response", (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_REPLY_BYTES) fail(new StorageUnavailableError(`storage ${what}: reply too large`));
-          else chunks.push(chunk);
-        });
-        res.on("end", () =>
-          settle(() =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-          ),
-        );
-        res.on("error", (err) =>
-          fail(new StorageUnavailableError(`storage ${what} failed: ${err.message}`, err)),
-        );
-      });
-      req.end(body ?? undefined);
-    });
+    const target = { host: this.host, port: this.port, agent: this.agent };
+    return exchange(
+      target,
+      { method, path, headers, body, what },
+      opts.signal,
+      opts.timeoutMs ?? this.timeoutMs,
+    );
   }
 }
 
@@ -281,7 +249,7 @@ function parseJson(reply: Reply): unknown {
   try {
     return JSON.parse(reply.body.toString("utf8"));
   } catch (err) {
-    throw new StorageUnavailableError("the server's reply is not JSON", err);
+    throw new StorageUnavailableError("the server's reply is not JSON", err, reply.status);
   }
 }
 

@@ -3,7 +3,7 @@
  * registry code when the server refused the request, or one of the client's own codes below.
  */
 import { FencelockError } from "../shared/errors.js";
-import type { ProblemCode } from "./registry.js";
+import { PROBLEMS, type ProblemCode } from "./registry.js";
 
 /**
  * Every `code` a storage client error can carry: the server's registry codes, `HTTP_<status>` for an
@@ -15,6 +15,7 @@ export type StorageErrorCode =
   | "STORAGE_TIMEOUT"
   | "ABORTED"
   | "STORAGE_UNAVAILABLE"
+  | "SEED_REFUSED"
   | "INVALID_ARGUMENT";
 
 /** Base of every storage client error. `status` is the HTTP status when the server answered. */
@@ -55,6 +56,20 @@ export class StorageRequestError extends StorageError {
   ) {
     super(code, `storage refused the request (${status} ${code}): ${detail}`, { status });
   }
+
+  /**
+   * The error for a refusal as the server worded it: its `code` if it is one of the registry's, else
+   * `HTTP_<status>` with the unknown code kept in the detail (a newer server may have more codes).
+   */
+  static fromReply(code: unknown, status: number, detail: string): StorageRequestError {
+    const known = PROBLEMS.find((p) => p.code === code)?.code;
+    if (known) return new StorageRequestError(known, status, detail);
+    return new StorageRequestError(
+      `HTTP_${status}`,
+      status,
+      typeof code === "string" ? `${code}: ${detail}` : detail,
+    );
+  }
 }
 
 /** A bad argument to the client (its URL, a token): nothing was sent (`code` "INVALID_ARGUMENT"). */
@@ -80,10 +95,25 @@ export class StorageAbortedError extends StorageError {
 
 /**
  * The server could not be reached, or the connection failed mid-request, or it answered something that
- * is not this protocol (`code` "STORAGE_UNAVAILABLE"); `cause` is the underlying error.
+ * is not this protocol (`code` "STORAGE_UNAVAILABLE"); `cause` is the underlying error, `status` the
+ * HTTP status of an answer that was not this protocol.
  */
 export class StorageUnavailableError extends StorageError {
-  constructor(message: string, cause?: unknown) {
-    super("STORAGE_UNAVAILABLE", message, { cause });
+  constructor(message: string, cause?: unknown, status?: number) {
+    super("STORAGE_UNAVAILABLE", message, { cause, status });
+  }
+}
+
+/**
+ * A storage that speaks the seed's protocol (etcd's contrib/lock storage) refused a write with its own
+ * `err` text and no fencelock code (`code` "SEED_REFUSED"): that storage refuses any version other than
+ * the one it holds, the later holder's included.
+ */
+export class SeedRefusedError extends StorageError {
+  constructor(
+    readonly err: string,
+    status: number,
+  ) {
+    super("SEED_REFUSED", `the seed-protocol storage refused the write: ${err}`, { status });
   }
 }

@@ -12,6 +12,7 @@ export {
   type StorageClientOptions,
 } from "./client.js";
 export {
+  SeedRefusedError,
   StaleTokenError,
   StorageAbortedError,
   StorageArgumentError,
@@ -23,6 +24,7 @@ export {
 } from "./errors.js";
 export { DEFAULT_LIMITS, type Limits } from "./input.js";
 export { PROBLEMS, type ProblemCode, type ProblemSpec } from "./registry.js";
+export { SeedStorageClient } from "./seed-client.js";
 export {
   createStorageServer,
   type ListenAddress,

@@ -3,7 +3,14 @@
  * gone when the process ends. A transaction keeps an undo log, so one that throws leaves nothing behind.
  */
 import { AuditColumns } from "./audit-columns.js";
-import { type AuditRow, type Decision, RuleStore, type StoreOptions, type Verdict } from "./store.js";
+import {
+  type AuditRow,
+  type Decision,
+  type FenceReset,
+  RuleStore,
+  type StoreOptions,
+  type Verdict,
+} from "./store.js";
 
 /** What a transaction changed, to restore if it throws: the map, the key, the value before. */
 type Undo = [Map<string, unknown>, string, unknown];
@@ -65,6 +72,11 @@ export class MemoryStore extends RuleStore {
     this.fences.set(fence, token);
   }
 
+  protected deleteFence(fence: string): void {
+    this.undo?.push([this.fences, fence, this.fences.get(fence)]);
+    this.fences.delete(fence);
+  }
+
   protected put(key: string, value: Buffer): void {
     this.undo?.push([this.kv, key, this.kv.get(key)]);
     // A copy: the value may be a slice of a larger request buffer that should not stay alive.
@@ -75,7 +87,7 @@ export class MemoryStore extends RuleStore {
     return this.kv.get(key) ?? null;
   }
 
-  protected audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
+  protected audit(d: Decision | FenceReset, previous: bigint | null, verdict: Verdict): number {
     this.log.push(d, previous, verdict);
     return this.log.length;
   }

@@ -8,6 +8,7 @@ export type ProblemCode =
   | "BAD_REQUEST"
   | "TOKEN_REQUIRED"
   | "UNAUTHORIZED"
+  | "ADMIN_DISABLED"
   | "NOT_FOUND"
   | "KEY_NOT_FOUND"
   | "METHOD_NOT_ALLOWED"
@@ -31,6 +32,7 @@ export const PROBLEMS: readonly ProblemSpec[] = [
   { code: "BAD_REQUEST", status: 400, title: "The request is malformed" },
   { code: "TOKEN_REQUIRED", status: 400, title: "A write needs a fencing token" },
   { code: "UNAUTHORIZED", status: 401, title: "Missing or wrong bearer token" },
+  { code: "ADMIN_DISABLED", status: 403, title: "The server runs without --auth-token" },
   { code: "NOT_FOUND", status: 404, title: "No such route" },
   { code: "KEY_NOT_FOUND", status: 404, title: "No such key" },
   { code: "METHOD_NOT_ALLOWED", status: 405, title: "Method not allowed on this route" },

@@ -2,8 +2,9 @@
  * The seed-compatible protocol (etcd's contrib/lock storage): `POST /` with
  * `{"op":"read"|"write","key","val","version"}`, answered with `{"val","version","err"}` (plus `code`
  * on errors). `version` is the fencing token as a JSON number and is kept as its digits, never as a
- * double. `version` 0 or absent (the zero value the seed's Go client sends when it has no token) means
- * no token. An optional `fence` names the scope; the default is the key.
+ * double; the seed's Go client always sends its lease ID there, which increases only on one etcd member
+ * or one lockd (docs/storage.md). `version` 0, null or absent means no token. An optional `fence` names
+ * the scope; the default is the key.
  */
 import { bad, type Checked, checkName, type Limits } from "./input.js";
 import { type JsonValue, parseJson, RawNumber } from "./json.js";

@@ -305,14 +305,53 @@ export class StorageServer {
   }
 
   private fence(req: Http1Request, res: Http1Response, rawName: string): void {
-    if (!this.allow(req, res, "fences", "GET")) return;
+    if (req.method !== "GET" && req.method !== "DELETE") {
+      res.setHeader("Allow", "GET, DELETE");
+      this.fail(res, "fences", "METHOD_NOT_ALLOWED", `${req.method} is not allowed on /v1/fences/{name}`);
+      return;
+    }
     const name = decodeName(rawName, "fence", this.limits.maxKeyBytes);
     if (!name.ok) {
       this.fail(res, "fences", name.problem.code, name.problem.detail);
       return;
     }
+    if (req.method === "DELETE") {
+      this.resetFence(res, name.value);
+      return;
+    }
     const max = this.store.maxToken(name.value);
     sendJson(res, 200, JSON.stringify({ fence: name.value, maxToken: max?.toString() ?? null }));
+  }
+
+  /**
+   * `DELETE /v1/fences/{name}`: an operator's fence reset. Only on a server with `--auth-token` (the
+   * request got here, so it carried the token): a reset lets a stale holder's write through until a newer
+   * token arrives, so it must never be open to whoever reaches the port.
+   */
+  private resetFence(res: Http1Response, fence: string): void {
+    if (this.authDigest === undefined) {
+      this.fail(
+        res,
+        "fences",
+        "ADMIN_DISABLED",
+        "a fence reset needs the server to run with --auth-token; or stop the server and run " +
+          "'fencelock storage fence reset NAME --data DIR' on its data directory",
+      );
+      return;
+    }
+    // Decisions queued before the reset commit before it, so the audit log keeps arrival order.
+    this.batcher.flush();
+    const by = "an operator over HTTP (DELETE /v1/fences with the server's bearer token)";
+    const { seq, previousMax } = this.store.transaction(() => this.store.resetFence(fence, by));
+    this.log({
+      event: "fence-reset",
+      time: new Date().toISOString(),
+      seq,
+      fence,
+      previousMax: previousMax?.toString() ?? null,
+      by,
+    });
+    sendJson(res, 200, JSON.stringify({ fence, previousMax: previousMax?.toString() ?? null, seq }));
   }
 
   private audit(req: Http1Request, res: Http1Response, query: string): void {
@@ -401,8 +440,14 @@ const tokenRequiredText =
   "a write needs a fencing token (start the server with --allow-unfenced to permit it)";
 
 function staleText(outcome: Extract<Outcome, { kind: "stale" }>, fence: string): string {
-  return `stale fencing token ${outcome.token} < max ${outcome.maxToken} of fence ${JSON.stringify(fence.slice(0, 200))}`;
+  return (
+    `stale fencing token ${outcome.token} < max ${outcome.maxToken} of fence ${JSON.stringify(fence.slice(0, 200))}` +
+    ` (a max no holder can reach, e.g. a lease ID sent as a token, is cleared by an operator: ${RESET_HINT})`
+  );
 }
+
+/** Where a refusal points an operator whose fence holds a max that no holder can reach. */
+const RESET_HINT = "fencelock storage fence reset --help";
 
 function routeOf(path: string): Route {
   if (path === "/") return "seed";

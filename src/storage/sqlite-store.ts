@@ -9,6 +9,7 @@ import {
   AUDIT_VALUE_BYTES,
   type AuditRow,
   type Decision,
+  type FenceReset,
   RuleStore,
   reasonOf,
   type StoreOptions,
@@ -40,7 +41,7 @@ const FENCE_CACHE_MAX = 100_000;
 interface RawAudit {
   seq: bigint;
   time_ms: bigint;
-  op: "read" | "write";
+  op: "read" | "write" | "reset";
   key: string;
   fence: string;
   token: bigint | null;
@@ -99,6 +100,7 @@ export class SqliteStore extends RuleStore {
       setFence: db.prepare<[string, bigint]>(
         "INSERT INTO fences (name, max_token) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET max_token = excluded.max_token",
       ),
+      deleteFence: db.prepare<[string]>("DELETE FROM fences WHERE name = ?"),
       getValue: db.prepare<[string], Buffer>("SELECT value FROM kv WHERE key = ?").pluck(),
       putValue: db.prepare<[string, Buffer]>(
         "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -178,6 +180,11 @@ export class SqliteStore extends RuleStore {
     this.remember(fence, token);
   }
 
+  protected deleteFence(fence: string): void {
+    this.stmt.deleteFence.run(fence);
+    this.remember(fence, null);
+  }
+
   private remember(fence: string, max: bigint | null): void {
     if (this.fences.size >= FENCE_CACHE_MAX) this.fences.clear();
     this.fences.set(fence, max);
@@ -191,8 +198,9 @@ export class SqliteStore extends RuleStore {
     return (this.stmt.getValue.get(key) as Buffer | undefined) ?? null;
   }
 
-  protected audit(d: Decision, previous: bigint | null, verdict: Verdict): number {
+  protected audit(d: Decision | FenceReset, previous: bigint | null, verdict: Verdict): number {
     const accepted = verdict !== "stale" && verdict !== "token-required";
+    // A reset keeps who made it where a write keeps its value.
     const info = this.stmt.addAudit.run(
       Date.now(),
       d.op,
@@ -202,7 +210,7 @@ export class SqliteStore extends RuleStore {
       previous,
       accepted ? 1 : 0,
       reasonOf(verdict, d.token, previous),
-      d.op === "write" ? d.value.subarray(0, AUDIT_VALUE_BYTES) : null,
+      d.op === "read" ? null : d.value.subarray(0, AUDIT_VALUE_BYTES),
     );
     this.newestSeq = Number(info.lastInsertRowid);
     if (this.oldestSeq === 0) this.oldestSeq = this.newestSeq;

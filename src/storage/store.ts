@@ -13,6 +13,18 @@ export type Decision =
   | { op: "write"; key: string; fence: string; token: bigint | null; value: Buffer }
   | { op: "read"; key: string; fence: string; token: bigint };
 
+/**
+ * An operator's reset of a fence, as the audit log records it: `key` and `fence` are the fence's name,
+ * `value` says who reset it and how.
+ */
+export interface FenceReset {
+  op: "reset";
+  key: string;
+  fence: string;
+  token: null;
+  value: Buffer;
+}
+
 /** What a decision came to. A rejection wrote nothing but its audit row. */
 export type Outcome =
   | { kind: "written"; seq: number; maxToken: bigint | null }
@@ -24,14 +36,15 @@ export type Outcome =
 export interface AuditRow {
   seq: number;
   timeMs: number;
-  op: "read" | "write";
+  /** `reset`: an operator cleared the fence's max (`previousMax`). */
+  op: "read" | "write" | "reset";
   key: string;
   fence: string;
   token: bigint | null;
   previousMax: bigint | null;
   accepted: boolean;
   reason: string;
-  /** The first bytes of a written value; `null` for reads. */
+  /** The first bytes of a written value, or who made a reset and how; `null` for reads. */
   value: Buffer | null;
 }
 
@@ -75,6 +88,11 @@ export interface Store {
   read(key: string, fence: string): { value: Buffer | null; maxToken: bigint | null };
   /** The highest token `fence` has seen; `null` if it never saw one. */
   maxToken(fence: string): bigint | null;
+  /**
+   * An operator's recovery: forgets `fence`'s max, so the next token of any size is accepted, and records
+   * the reset (the old max, and `by`: who and how) in the audit log. Call inside `transaction`.
+   */
+  resetFence(fence: string, by: string): { seq: number; previousMax: bigint | null };
   /** Audit rows with `seq > after`, oldest first, at most `limit`. */
   auditAfter(after: number, limit: number): AuditRow[];
   /** Closes the store. Safe to call twice. */
@@ -82,7 +100,7 @@ export interface Store {
 }
 
 /** What the rule concluded, before it is worded. */
-export type Verdict = "first" | "equal" | "newer" | "stale" | "unfenced" | "token-required";
+export type Verdict = "first" | "equal" | "newer" | "stale" | "unfenced" | "token-required" | "reset";
 
 /** The audit log's sentence for a verdict. */
 export function reasonOf(verdict: Verdict, token: bigint | null, previous: bigint | null): string {
@@ -99,6 +117,10 @@ export function reasonOf(verdict: Verdict, token: bigint | null, previous: bigin
       return "accepted: unfenced write (--allow-unfenced)";
     case "token-required":
       return "rejected: a write needs a fencing token";
+    case "reset":
+      return previous === null
+        ? "reset by an operator: the fence had no max"
+        : `reset by an operator: max ${previous} cleared`;
   }
 }
 
@@ -118,10 +140,11 @@ export abstract class RuleStore implements Store {
   /** The highest token `fence` has seen; `null` if none. */
   protected abstract fenceMax(fence: string): bigint | null;
   protected abstract setFenceMax(fence: string, token: bigint): void;
+  protected abstract deleteFence(fence: string): void;
   protected abstract put(key: string, value: Buffer): void;
   protected abstract get(key: string): Buffer | null;
-  /** Appends the decision to the audit log and returns its sequence number. */
-  protected abstract audit(d: Decision, previous: bigint | null, verdict: Verdict): number;
+  /** Appends the decision (or reset) to the audit log and returns its sequence number. */
+  protected abstract audit(d: Decision | FenceReset, previous: bigint | null, verdict: Verdict): number;
 
   decide(d: Decision): Outcome {
     const previous = this.fenceMax(d.fence);
@@ -155,5 +178,12 @@ export abstract class RuleStore implements Store {
 
   maxToken(fence: string): bigint | null {
     return this.fenceMax(fence);
+  }
+
+  resetFence(fence: string, by: string): { seq: number; previousMax: bigint | null } {
+    const previousMax = this.fenceMax(fence);
+    this.deleteFence(fence);
+    const reset: FenceReset = { op: "reset", key: fence, fence, token: null, value: Buffer.from(by, "utf8") };
+    return { seq: this.audit(reset, previousMax, "reset"), previousMax };
   }
 }

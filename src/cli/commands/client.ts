@@ -35,11 +35,24 @@ flags:
                      sigstop: wait to be stopped with SIGSTOP and continued with SIGCONT;
                      none (default for client 2)
   --no-fencing       write without the token (storage must run with --allow-unfenced)
+  --protocol P       v1 (default): PUT /v1/kv/KEY with a Fencing-Token header (fencelock's storage);
+                     seed: POST / {"op":"write","key","val","version"} with the token as version, as
+                       etcd's contrib/lock client does (fencelock's storage and contrib/lock's storage)
+  --token-source S   revision (default): the lock key's create revision, a real fencing token;
+                     lease: the session's lease ID, as contrib/lock's client sends it (to replay it; it
+                       increases only on one etcd member or one lockd, never across an etcd cluster)
   --timeout SECONDS  bound on every wait (default 60)
   --json-events      print one JSON event per line (also FENCELOCK_EVENTS=json)
   -h, --help
 
-exit codes: 0 write accepted, 3 write refused as stale, 1 other failures, 2 bad flags, 130 interrupted`;
+exit codes: 0 write accepted, 3 write refused (stale), 1 other failures, 2 bad flags, 130 interrupted
+
+A refusal of a holder that was never paused means the storage's fence holds a max no holder reaches
+(e.g. a lease ID some client wrote as its token): see fencelock storage fence reset --help.`;
+
+const RESET_HINT =
+  "(a late holder's refusal is fencing at work; if instead no holder can reach the storage's max, e.g. a " +
+  "lease ID written as a token, an operator clears it: fencelock storage fence reset --help)";
 
 function fail(message: string): number {
   console.error(`fencelock client: ${message}\n(fencelock client --help for the flags)`);
@@ -92,6 +105,16 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return fail((err as Error).message);
   }
+  const protocol = values.protocol ?? "v1";
+  if (protocol !== "v1" && protocol !== "seed")
+    return fail(`--protocol must be v1 or seed, got "${protocol}"`);
+  const tokenSource = values["token-source"] ?? "revision";
+  if (tokenSource !== "revision" && tokenSource !== "lease") {
+    return fail(`--token-source must be revision or lease, got "${tokenSource}"`);
+  }
+  if (values["no-fencing"] && values["token-source"] !== undefined) {
+    return fail("--token-source and --no-fencing exclude each other");
+  }
   const json = values["json-events"] === true || process.env.FENCELOCK_EVENTS === "json";
 
   return interruptible(({ signal, readerGone }) =>
@@ -105,6 +128,8 @@ export async function run(argv: string[]): Promise<number> {
       pause,
       fencing: !values["no-fencing"],
       person: process.stdin.isTTY === true,
+      protocol,
+      tokenSource,
       timeoutMs: timeout * 1000,
       signal,
       emit: (event) => {
@@ -112,6 +137,7 @@ export async function run(argv: string[]): Promise<number> {
         if (json) process.stdout.write(`${eventToJson(event)}\n`);
         else if (event.kind === "error") console.error(logLine(event));
         else process.stdout.write(`${logLine(event)}\n`);
+        if (!json && event.kind === "refused") console.error(RESET_HINT);
       },
     }),
   );
@@ -132,6 +158,8 @@ function parse(argv: string[]) {
       pause: { type: "string" },
       garbage: { type: "string" },
       "no-fencing": { type: "boolean" },
+      protocol: { type: "string" },
+      "token-source": { type: "string" },
       timeout: { type: "string" },
       "json-events": { type: "boolean" },
       help: { type: "boolean", short: "h" },

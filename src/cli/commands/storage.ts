@@ -4,14 +4,23 @@
  */
 import { parseArgs } from "node:util";
 import { createStorageServer, type StorageServer } from "../../storage/index.js";
+import { runFence } from "./storage-fence.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "run the fenced storage server (HTTP, SQLite)";
 
 const HELP = `usage: fencelock storage [flags]
+       fencelock storage fence reset NAME [--data DIR | --url URL --auth-token T]   (see its --help)
 
 Runs the fenced storage server. Prints {"event":"listening","host":…,"port":…} on stdout when ready;
 SIGTERM or SIGINT drains in-flight requests, closes the database and exits 0.
+
+APIs: PUT/GET /v1/kv/{key} with a Fencing-Token header (the lock's token: its key's create revision),
+GET /v1/fences/{name}, GET /v1/audit, DELETE /v1/fences/{name} (fence reset; only with --auth-token);
+and the seed-compatible POST / {"op","key","val","version"} of etcd's contrib/lock example. A seed
+client's "version" is its LEASE ID: it increases only on one etcd member or one lockd, and is never a
+real fencing token on a multi-member etcd cluster (each member grants IDs with its own prefix). A lease
+ID written to a fence also outranks every later revision token: fencelock storage fence reset NAME.
 
 flags:
   --host H            address to bind (default 127.0.0.1)
@@ -24,10 +33,13 @@ flags:
   --auth-token T      require Authorization: Bearer T on every request but /healthz
   --audit-keep N      keep the newest N audit entries (at least; older ones are dropped in steps;
                       sequence numbers go on). Default: keep every entry
-  -h, --help          this help`;
+  -h, --help          this help
+
+exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot open the database or listen, 2 bad flags`;
 
 /** Parses the flags, runs the server, resolves with the exit code once it has stopped. */
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === "fence") return runFence(argv.slice(1));
   let values: ReturnType<typeof parse>["values"];
   try {
     values = parse(argv).values;
