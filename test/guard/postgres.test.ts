@@ -292,6 +292,36 @@ describe("PostgreSQL guard", () => {
     }
   });
 
+  it("any fence name reaches the fence row as written (BEGIN and the check share one query string)", async () => {
+    const c = await freshCounter();
+    const names = [
+      `quote'); DROP TABLE counter; -- ${c}`,
+      `backslash\\' ${c} \\`,
+      `dollar $1 $$ $q$ ${c}`,
+      `unicode é 雪 🔒 ${c}`,
+    ];
+    // With standard_conforming_strings off a backslash escapes in '...' literals, on a connection of its own.
+    const client = new pg.Client(server.pgConfig());
+    await client.connect();
+    try {
+      await client.query("SET standard_conforming_strings = off");
+      for (const [i, fence] of names.entries()) {
+        const db = i % 2 === 0 ? pool : client;
+        await withFence(db, { fence, token: 7n }, (tx) => increment(tx, c));
+        await assert.rejects(
+          withFence(db, { fence, token: 6n }, (tx) => increment(tx, c)),
+          (err: unknown) => err instanceof StaleTokenError && err.fence === fence && err.maxToken === 7n,
+        );
+        await withFence(client, { fence, token: 8n }, (tx) => increment(tx, c));
+        // fenceMax looks the name up as a bound parameter: the same row.
+        assert.equal(await fenceMax(pool, fence), 8n, fence);
+      }
+    } finally {
+      await client.end();
+    }
+    assert.equal(await count(c), 2 * names.length);
+  });
+
   it("checkFence guards a transaction the caller opened, through a plain query function", async () => {
     const c = await freshCounter();
     const fence = `neutral-${c}`;
