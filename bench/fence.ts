@@ -4,13 +4,20 @@
  * 10 concurrent writers, each updating its own row in `BEGIN; UPDATE; COMMIT`:
  * - unguarded: the transaction as it is (the baseline),
  * - guarded, distinct fences: the same transaction through `withFence`, each writer on its own fence,
- * - guarded, one shared fence: all writers on one fence, so they serialize on its row (reported, no target).
- * The three run in interleaved rounds (A B C A B C ...), so a swing in the machine's load weighs on all
- * alike; each figure is the median over the rounds. Every round is bounded in time and in count.
+ * - guarded, one shared fence: all writers on one fence, so they serialize on its row (reported, no target),
+ * - for comparison, the guard as two round trips: BEGIN, then the public `checkFence` (how `withFence` sent
+ *   them before it joined the two into one query string).
+ * The modes run in interleaved rounds (A B C D, then D C B A, ...), so a swing in the machine's load weighs
+ * on all alike; each figure is the median over the rounds, and each ratio the median of the per-round
+ * ratios (a mode against the baseline of the same round). CPU columns: this process (`pg` and the guard)
+ * and the PostgreSQL server (all its processes) per transaction, which show where the time goes when the
+ * machine's cores are busy. Every round is bounded in time and in count.
  */
+import { readdirSync, readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { ensureFenceTable, withFence } from "../src/guard/postgres/index.js";
+import { checkFence, ensureFenceTable, withFence } from "../src/guard/postgres/index.js";
 import { type PostgresHandle, startPostgres } from "../src/testkit/index.js";
 
 const WRITERS = 10;
@@ -21,8 +28,8 @@ const TX_TIMEOUT_MS = 10_000;
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: "string", default: "5" },
-    seconds: { type: "string", default: "2" },
+    rounds: { type: "string", default: "6" },
+    seconds: { type: "string", default: "1.5" },
   },
 });
 const rounds = Number(values.rounds);
@@ -44,6 +51,9 @@ interface Round {
   throughput: number;
   p50Ms: number;
   p99Ms: number;
+  /** CPU time per transaction, µs: this process, the server. */
+  clientCpuUs: number;
+  serverCpuUs: number;
 }
 
 /** One way of running the writers' transaction. */
@@ -58,10 +68,31 @@ const percentile = (sorted: number[], p: number) =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
+/** CPU time (user + system) of `pid` and its child processes so far, in µs (/proc counts 100 ticks a second). */
+function treeCpuUs(pid: number): number {
+  const ticks = (stat: string) => {
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  };
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const s = ticks(readFileSync(`/proc/${entry}/stat`, "utf8"));
+      if (Number(entry) === pid || s.ppid === pid) total += s.ticks;
+    } catch {
+      // The process ended between listing and reading.
+    }
+  }
+  return total * 10_000;
+}
+
 /** Runs `WRITERS` writers, each repeating its transaction until `durationMs` is over or its count is. */
-async function runRound(mode: Mode, durationMs: number): Promise<Round> {
+async function runRound(mode: Mode, durationMs: number, serverPid: number): Promise<Round> {
   const latencies: number[] = [];
   let errors = 0;
+  const serverBefore = treeCpuUs(serverPid);
+  const clientBefore = process.cpuUsage();
   const start = performance.now();
   const end = start + durationMs;
   const writer = async (w: number) => {
@@ -78,8 +109,13 @@ async function runRound(mode: Mode, durationMs: number): Promise<Round> {
   };
   await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
   const seconds = (performance.now() - start) / 1000;
+  const client = process.cpuUsage(clientBefore);
+  const serverUs = treeCpuUs(serverPid) - serverBefore;
+  const n = Math.max(1, latencies.length);
   latencies.sort((a, b) => a - b);
   return {
+    clientCpuUs: (client.user + client.system) / n,
+    serverCpuUs: serverUs / n,
     transactions: latencies.length,
     errors,
     throughput: latencies.length / seconds,
@@ -127,11 +163,39 @@ function modes(pool: pg.Pool): Mode[] {
       },
       rounds: [],
     },
+    {
+      label: "BEGIN, then checkFence (2 round trips)",
+      async tx(w) {
+        const c = await pool.connect();
+        try {
+          await c.query("BEGIN");
+          await checkFence((sql, params) => c.query(sql, params), { fence: `bench-${w}`, token: 1n });
+          await c.query(UPDATE, [w]);
+          await c.query("COMMIT");
+        } catch (err) {
+          await c.query("ROLLBACK").catch(() => {});
+          throw err;
+        } finally {
+          c.release();
+        }
+      },
+      rounds: [],
+    },
   ];
 }
 
 function table(all: Mode[]): string[] {
-  const header = ["10 writers", "tx", "errors", "tx/s", "p50 ms", "p99 ms", "rounds tx/s"];
+  const header = [
+    "10 writers",
+    "tx",
+    "errors",
+    "tx/s",
+    "p50 ms",
+    "p99 ms",
+    "CPU µs/tx node",
+    "CPU µs/tx server",
+    "rounds tx/s",
+  ];
   const lines = all.map((m) => [
     m.label,
     String(m.rounds.reduce((s, r) => s + r.transactions, 0)),
@@ -139,6 +203,8 @@ function table(all: Mode[]): string[] {
     median(m.rounds.map((r) => r.throughput)).toFixed(0),
     median(m.rounds.map((r) => r.p50Ms)).toFixed(2),
     median(m.rounds.map((r) => r.p99Ms)).toFixed(2),
+    median(m.rounds.map((r) => r.clientCpuUs)).toFixed(0),
+    median(m.rounds.map((r) => r.serverCpuUs)).toFixed(0),
     m.rounds.map((r) => r.throughput.toFixed(0)).join(" "),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
@@ -152,7 +218,7 @@ function table(all: Mode[]): string[] {
 /** "met" or "not met", and the goal, for a figure that must stay on one side of its goal. */
 function target(name: string, value: number, goal: number, atMost: boolean): string {
   const met = atMost ? value <= goal : value >= goal;
-  return `${name.padEnd(44)}${value.toFixed(2)}x   ${met ? "met" : "not met"} (goal ${atMost ? "≤" : "≥"} ${goal.toFixed(2)}x)`;
+  return `${name.padEnd(48)}${value.toFixed(2)}x   ${met ? "met" : "not met"} (goal ${atMost ? "≤" : "≥"} ${goal.toFixed(2)}x)`;
 }
 
 let server: PostgresHandle | undefined;
@@ -169,33 +235,42 @@ try {
     "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version') ORDER BY name",
   );
   const all = modes(pool);
+  const [plain, distinct, shared, twoTrips] = all as [Mode, Mode, Mode, Mode];
   console.log(
-    `PostgreSQL fencing guard benchmark: ${WRITERS} concurrent writers on one pg pool of ${WRITERS}, ` +
-      `each its own row; ${rounds} interleaved rounds of ${values.seconds} s per mode; median over rounds`,
+    `PostgreSQL fencing guard benchmark: ${WRITERS} concurrent writers on one pg pool of ${WRITERS}, each its own row; ` +
+      `${rounds} interleaved rounds of ${values.seconds} s per mode; figures: median over rounds`,
   );
   console.log(
     `server: the test kit's PostgreSQL on 127.0.0.1, ${settings.rows.map((r) => `${r.name}=${r.setting}`).join(", ")} ` +
-      "(every COMMIT waits for its WAL flush to disk)\n",
+      "(every COMMIT waits for its WAL flush to disk)",
   );
-  for (const m of all) await runRound(m, 300);
-  for (let r = 0; r < rounds; r++) for (const m of all) m.rounds.push(await runRound(m, roundMs));
+  console.log(`machine: ${cpus().length} cores, load average ${loadavg()[0]?.toFixed(2)} at the start\n`);
+  const serverPid = server.child.pid;
+  for (const m of all) await runRound(m, 300, serverPid);
+  for (let r = 0; r < rounds; r++) {
+    // Every other round runs the modes in reverse, so a drift in load does not always favour the same one.
+    for (const m of r % 2 === 0 ? all : [...all].reverse())
+      m.rounds.push(await runRound(m, roundMs, serverPid));
+  }
   for (const line of table(all)) console.log(line);
+  console.log(`machine: load average ${loadavg()[0]?.toFixed(2)} at the end`);
 
-  const [plain, distinct, shared] = all.map((m) => ({
-    throughput: median(m.rounds.map((r) => r.throughput)),
-    p50: median(m.rounds.map((r) => r.p50Ms)),
-  })) as [
-    { throughput: number; p50: number },
-    { throughput: number; p50: number },
-    { throughput: number; p50: number },
-  ];
+  /** Median over the rounds of `m`'s figure against the baseline's in the same round. */
+  const ratio = (m: Mode, figure: (r: Round) => number) =>
+    median(m.rounds.map((r, i) => figure(r) / figure(plain.rounds[i] as Round)));
+  const p50 = (r: Round) => r.p50Ms;
+  const tps = (r: Round) => r.throughput;
   console.log("");
-  console.log(target("guarded p50 / unguarded p50, distinct fences:", distinct.p50 / plain.p50, 1.25, true));
+  console.log(target("guarded p50 / unguarded p50, distinct fences:", ratio(distinct, p50), 1.25, true));
+  console.log(target("guarded / unguarded tx/s, distinct fences:", ratio(distinct, tps), 0.8, false));
   console.log(
-    target("guarded / unguarded tx/s, distinct fences:", distinct.throughput / plain.throughput, 0.8, false),
+    `${"guarded / unguarded tx/s, one shared fence:".padEnd(48)}${ratio(shared, tps).toFixed(2)}x   (no goal: the writers take turns on the fence row)`,
   );
   console.log(
-    `${"guarded / unguarded tx/s, one shared fence:".padEnd(44)}${(shared.throughput / plain.throughput).toFixed(2)}x   (no goal: the writers take turns on the fence row)`,
+    `${"2 round trips / unguarded tx/s, distinct fences:".padEnd(48)}${ratio(twoTrips, tps).toFixed(2)}x   (for comparison: BEGIN and the check sent apart)`,
+  );
+  console.log(
+    `${"2 round trips / unguarded p50, distinct fences:".padEnd(48)}${ratio(twoTrips, p50).toFixed(2)}x`,
   );
 } finally {
   await pool?.end();

@@ -11,6 +11,7 @@ import {
   checkFence,
   DatabaseUnavailableError,
   ensureFenceTable,
+  type FenceContext,
   fenceMax,
   fenceTableSql,
   GuardAbortedError,
@@ -266,6 +267,32 @@ describe("PostgreSQL guard", () => {
     assert.equal(await count(c), 2);
   });
 
+  it("the context's signal aborts on timeout, whether read before or only after it", async () => {
+    const c = await freshCounter();
+    let early: AbortSignal | undefined;
+    let context: FenceContext | undefined;
+    const err = await withFence(pool, { fence: `ctx-${c}`, token: 1n, timeoutMs: 100 }, async (tx, ctx) => {
+      early = ctx.signal;
+      context = ctx;
+      await increment(tx, c);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }).catch((e: unknown) => e);
+    assert.ok(err instanceof GuardTimeoutError, String(err));
+    assert.equal(early?.aborted, true);
+    assert.equal(early?.reason, err);
+    assert.equal(context?.signal.aborted, true);
+    assert.equal(context?.signal.reason, err);
+    let late: FenceContext | undefined;
+    const err2 = await withFence(pool, { fence: `ctx-${c}`, token: 1n, timeoutMs: 100 }, async (_tx, ctx) => {
+      late = ctx;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }).catch((e: unknown) => e);
+    assert.ok(err2 instanceof GuardTimeoutError, String(err2));
+    assert.equal(late?.signal.aborted, true);
+    assert.equal(late?.signal.reason, err2);
+    assert.equal(await count(c), 0);
+  });
+
   it("works on a plain Client too, one transaction after another", async () => {
     const c = await freshCounter();
     const client = new pg.Client(server.pgConfig());
@@ -320,6 +347,30 @@ describe("PostgreSQL guard", () => {
       await client.end();
     }
     assert.equal(await count(c), 2 * names.length);
+  });
+
+  it("costs no round trip more than the unguarded transaction: BEGIN and the check go out together", async () => {
+    const c = await freshCounter();
+    const client = new pg.Client(server.pgConfig());
+    await client.connect();
+    const sent: string[] = [];
+    const counting = {
+      query: (sql: string, params?: unknown[]) => {
+        sent.push(sql.split(/\s/)[0] as string);
+        return client.query(sql, params);
+      },
+      on: client.on.bind(client),
+      removeListener: client.removeListener.bind(client),
+    };
+    try {
+      await withFence(counting, { fence: `trips-${c}`, token: 1n }, (tx) =>
+        tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]),
+      );
+    } finally {
+      await client.end();
+    }
+    assert.deepEqual(sent, ["BEGIN;", "UPDATE", "COMMIT"]);
+    assert.equal(await count(c), 1);
   });
 
   it("checkFence guards a transaction the caller opened, through a plain query function", async () => {
