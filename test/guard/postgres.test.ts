@@ -267,27 +267,39 @@ describe("PostgreSQL guard", () => {
     assert.equal(await count(c), 2);
   });
 
-  it("the context's signal aborts on timeout, whether read before or only after it", async () => {
+  it("the context's signal aborts with the transaction, whether read before or only after", async () => {
     const c = await freshCounter();
+    const hang = () => new Promise((resolve) => setTimeout(resolve, 2000));
+    const first = new AbortController();
     let early: AbortSignal | undefined;
     let context: FenceContext | undefined;
-    const err = await withFence(pool, { fence: `ctx-${c}`, token: 1n, timeoutMs: 100 }, async (tx, ctx) => {
-      early = ctx.signal;
-      context = ctx;
-      await increment(tx, c);
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-    }).catch((e: unknown) => e);
-    assert.ok(err instanceof GuardTimeoutError, String(err));
+    const err = await withFence(
+      pool,
+      { fence: `ctx-${c}`, token: 1n, signal: first.signal },
+      async (tx, ctx) => {
+        early = ctx.signal;
+        context = ctx;
+        await increment(tx, c);
+        first.abort("enough");
+        await hang();
+      },
+    ).catch((e: unknown) => e);
+    assert.ok(err instanceof GuardAbortedError, String(err));
     assert.equal(early?.aborted, true);
     assert.equal(early?.reason, err);
-    assert.equal(context?.signal.aborted, true);
     assert.equal(context?.signal.reason, err);
+    const second = new AbortController();
     let late: FenceContext | undefined;
-    const err2 = await withFence(pool, { fence: `ctx-${c}`, token: 1n, timeoutMs: 100 }, async (_tx, ctx) => {
-      late = ctx;
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-    }).catch((e: unknown) => e);
-    assert.ok(err2 instanceof GuardTimeoutError, String(err2));
+    const err2 = await withFence(
+      pool,
+      { fence: `ctx-${c}`, token: 1n, signal: second.signal },
+      async (_tx, ctx) => {
+        late = ctx;
+        second.abort("enough");
+        await hang();
+      },
+    ).catch((e: unknown) => e);
+    assert.ok(err2 instanceof GuardAbortedError, String(err2));
     assert.equal(late?.signal.aborted, true);
     assert.equal(late?.signal.reason, err2);
     assert.equal(await count(c), 0);
