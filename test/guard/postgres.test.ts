@@ -11,6 +11,7 @@ import {
   checkFence,
   DatabaseUnavailableError,
   ensureFenceTable,
+  type FenceContext,
   FenceTableMissingError,
   fenceMax,
   fenceTableSql,
@@ -267,6 +268,44 @@ describe("PostgreSQL guard", () => {
     assert.equal(await count(c), 2);
   });
 
+  it("the context's signal aborts with the transaction, whether read before or only after", async () => {
+    const c = await freshCounter();
+    const hang = () => new Promise((resolve) => setTimeout(resolve, 2000));
+    const first = new AbortController();
+    let early: AbortSignal | undefined;
+    let context: FenceContext | undefined;
+    const err = await withFence(
+      pool,
+      { fence: `ctx-${c}`, token: 1n, signal: first.signal },
+      async (tx, ctx) => {
+        early = ctx.signal;
+        context = ctx;
+        await increment(tx, c);
+        first.abort("enough");
+        await hang();
+      },
+    ).catch((e: unknown) => e);
+    assert.ok(err instanceof GuardAbortedError, String(err));
+    assert.equal(early?.aborted, true);
+    assert.equal(early?.reason, err);
+    assert.equal(context?.signal.reason, err);
+    const second = new AbortController();
+    let late: FenceContext | undefined;
+    const err2 = await withFence(
+      pool,
+      { fence: `ctx-${c}`, token: 1n, signal: second.signal },
+      async (_tx, ctx) => {
+        late = ctx;
+        second.abort("enough");
+        await hang();
+      },
+    ).catch((e: unknown) => e);
+    assert.ok(err2 instanceof GuardAbortedError, String(err2));
+    assert.equal(late?.signal.aborted, true);
+    assert.equal(late?.signal.reason, err2);
+    assert.equal(await count(c), 0);
+  });
+
   it("works on a plain Client too, one transaction after another", async () => {
     const c = await freshCounter();
     const client = new pg.Client(server.pgConfig());
@@ -291,6 +330,60 @@ describe("PostgreSQL guard", () => {
     } finally {
       await client.end();
     }
+  });
+
+  it("any fence name reaches the fence row as written (BEGIN and the check share one query string)", async () => {
+    const c = await freshCounter();
+    const names = [
+      `quote'); DROP TABLE counter; -- ${c}`,
+      `backslash\\' ${c} \\`,
+      `dollar $1 $$ $q$ ${c}`,
+      `unicode é 雪 🔒 ${c}`,
+    ];
+    // With standard_conforming_strings off a backslash escapes in '...' literals, on a connection of its own.
+    const client = new pg.Client(server.pgConfig());
+    await client.connect();
+    try {
+      await client.query("SET standard_conforming_strings = off");
+      for (const [i, fence] of names.entries()) {
+        const db = i % 2 === 0 ? pool : client;
+        await withFence(db, { fence, token: 7n }, (tx) => increment(tx, c));
+        await assert.rejects(
+          withFence(db, { fence, token: 6n }, (tx) => increment(tx, c)),
+          (err: unknown) => err instanceof StaleTokenError && err.fence === fence && err.maxToken === 7n,
+        );
+        await withFence(client, { fence, token: 8n }, (tx) => increment(tx, c));
+        // fenceMax looks the name up as a bound parameter: the same row.
+        assert.equal(await fenceMax(pool, fence), 8n, fence);
+      }
+    } finally {
+      await client.end();
+    }
+    assert.equal(await count(c), 2 * names.length);
+  });
+
+  it("costs no round trip more than the unguarded transaction: BEGIN and the check go out together", async () => {
+    const c = await freshCounter();
+    const client = new pg.Client(server.pgConfig());
+    await client.connect();
+    const sent: string[] = [];
+    const counting = {
+      query: (sql: string, params?: unknown[]) => {
+        sent.push(sql.split(/\s/)[0] as string);
+        return client.query(sql, params);
+      },
+      on: client.on.bind(client),
+      removeListener: client.removeListener.bind(client),
+    };
+    try {
+      await withFence(counting, { fence: `trips-${c}`, token: 1n }, (tx) =>
+        tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]),
+      );
+    } finally {
+      await client.end();
+    }
+    assert.deepEqual(sent, ["BEGIN;", "UPDATE", "COMMIT"]);
+    assert.equal(await count(c), 1);
   });
 
   it("checkFence guards a transaction the caller opened, through a plain query function", async () => {

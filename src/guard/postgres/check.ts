@@ -11,11 +11,36 @@ import { type Query, rowsOf } from "./query.js";
 // ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is false, and under READ COMMITTED it
 // re-checks the WHERE against the newest committed row after waiting for that lock: a token that lost the
 // race to a higher one finds the higher max, never the one it read before waiting.
-function raiseSql(table: string): string {
-  return `INSERT INTO ${table} AS f (name, max_token) VALUES ($1, $2::bigint)
+function raiseSql(table: string, name: string, token: string): string {
+  return `INSERT INTO ${table} AS f (name, max_token) VALUES (${name}, ${token}::bigint)
 ON CONFLICT (name) DO UPDATE SET max_token = EXCLUDED.max_token, updated_at = now()
 WHERE f.max_token <= EXCLUDED.max_token
 RETURNING f.max_token::text AS max_token`;
+}
+
+/**
+ * `begin` and the check as one simple-protocol query string, so opening a guarded transaction costs one
+ * round trip, not two. Such a string cannot carry parameters: the token goes in as its decimal digits, the
+ * name as the hex of its UTF-8 bytes, decoded by the server; neither can be read as SQL, whatever the name
+ * holds and whatever `standard_conforming_strings` says. `args` must already be checked.
+ */
+export function beginAndCheckSql(begin: string, args: Required<FenceArgs>): string {
+  const hex = Buffer.from(args.fence, "utf8").toString("hex");
+  return `${begin}; ${raiseSql(args.table, `convert_from(decode('${hex}', 'hex'), 'UTF8')`, args.token.toString())}`;
+}
+
+/**
+ * What the check's result says, given its rows: resolves if the fence took the token, rejects with
+ * `StaleTokenError` (reading, in a fresh statement, the max that beat the token) otherwise.
+ */
+export async function settleCheck(query: Query, args: Required<FenceArgs>, rows: unknown[]): Promise<void> {
+  if (rows.length === 1) return;
+  // A fresh statement: under READ COMMITTED it sees the max that beat this token.
+  const found = rowsOf(
+    await query(`SELECT max_token::text AS max_token FROM ${args.table} WHERE name = $1`, [args.fence]),
+  );
+  const max = (found[0] as { max_token?: unknown } | undefined)?.max_token;
+  throw new StaleTokenError(args.token, typeof max === "string" ? BigInt(max) : args.token, args.fence);
 }
 
 /**
@@ -29,17 +54,15 @@ RETURNING f.max_token::text AS max_token`;
  * first inside one. A second call in the same transaction with the same token passes (equal tokens pass).
  */
 export async function checkFence(query: Query, args: FenceArgs): Promise<void> {
-  const { fence, token, table } = checkFenceArgs(args);
+  const checked = checkFenceArgs(args);
   try {
-    if (rowsOf(await query(raiseSql(table), [fence, token.toString()])).length === 1) return;
-    // A fresh statement: under READ COMMITTED it sees the max that beat this token.
     const rows = rowsOf(
-      await query(`SELECT max_token::text AS max_token FROM ${table} WHERE name = $1`, [fence]),
+      await query(raiseSql(checked.table, "$1", "$2"), [checked.fence, checked.token.toString()]),
     );
-    const max = (rows[0] as { max_token?: unknown } | undefined)?.max_token;
-    throw new StaleTokenError(token, typeof max === "string" ? BigInt(max) : token, fence);
+    await settleCheck(query, checked, rows);
   } catch (err) {
-    if ((err as { code?: unknown }).code === "42P01") throw new FenceTableMissingError(table, { cause: err });
+    if ((err as { code?: unknown }).code === "42P01")
+      throw new FenceTableMissingError(checked.table, { cause: err });
     throw guardErrorOf(err, "work");
   }
 }
