@@ -3,6 +3,7 @@
  * The `fencelock` command. Thin: picks the subcommand, whose module parses its own flags and calls the
  * parts. Each subcommand module exports `summary` (one line) and `run(argv)` resolving to an exit code.
  */
+import { readFileSync } from "node:fs";
 import { FencelockError } from "../shared/errors.js";
 
 /** What a subcommand module exports. */
@@ -22,11 +23,16 @@ const commands: Record<string, () => Promise<Command>> = {
 };
 
 function usage(): string {
-  return "usage: fencelock <command> [flags]   (fencelock <command> --help for its flags)\n";
+  return "usage: fencelock <command> [flags]   (fencelock <command> --help for its flags; fencelock --version)\n";
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-v" || name === "version") {
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"));
+    console.log(`fencelock ${pkg.version}`);
+    return 0;
+  }
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     const out = [usage(), "commands:"];
     for (const [n, load] of Object.entries(commands)) out.push(`  ${n.padEnd(10)} ${(await load()).summary}`);

@@ -34,7 +34,8 @@ describe("fencelock client, failures", () => {
       [["2", "--ttl", "1.5"], /--ttl must be whole seconds/],
       [["2", "--endpoints", "http://x"], /--endpoints must be host:port/],
       [["2", "--storage", "ftp://x"], /--storage must be an http:\/\/ URL/],
-      [["2", "--bogus"], /Unknown option '--bogus'/],
+      [["2", "--bogus"], /unknown flag --bogus/],
+      [["2", "--ttll", "3"], /unknown flag --ttll; did you mean --ttl\?/],
     ] as const;
     for (const [args, message] of cases) {
       errors.mock.resetCalls();

@@ -43,6 +43,7 @@ describe("fencelock fence", () => {
     [dir, server] = await Promise.all([tempDir("fence-cli"), startPostgres()]);
     file = join(dir.path, "app.sqlite");
     pool = new pg.Pool(server.pgConfig());
+    pool.on("error", () => {});
     await pgGuard.ensureFenceTable(pool);
     await pgGuard.withFence(pool, { fence: "key0", token: LEASE_ID }, () => {});
     const db = new Database(file);

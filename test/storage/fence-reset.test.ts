@@ -205,7 +205,7 @@ describe("fence reset", { timeout: 90_000 }, () => {
         /exclude each other/,
       ],
       [["storage", "fence", "reset", "k", "--auth-token", "t"], /--auth-token goes with --url/],
-      [["storage", "fence", "reset", "k", "--bogus"], /Unknown option '--bogus'/],
+      [["storage", "fence", "reset", "k", "--bogus"], /unknown flag --bogus/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args)));
     results.forEach((r, i) => {

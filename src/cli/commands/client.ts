@@ -1,7 +1,7 @@
 /**
  * `fencelock client 1|2`: the client of etcd's contrib/lock example, done right. Parses flags and runs `runSeedClient`.
  */
-import { parseArgs } from "node:util";
+
 import { DEFAULT_ENDPOINTS } from "../../client/index.js";
 // The demo's modules one by one, not its index: this process starts on the demo's critical path,
 // and the index also loads the launchers and renderers a client never uses.
@@ -9,6 +9,7 @@ import { eventToJson } from "../../demo/events.js";
 import { type PauseMode, parsePause } from "../../demo/pause.js";
 import { logLine } from "../../demo/report.js";
 import { EXIT_CODES, type ResourceChoice, runSeedClient } from "../../demo/seed-client.js";
+import { parseFlags } from "../flags.js";
 import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
@@ -144,7 +145,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     allowPositionals: true,
     strict: true,

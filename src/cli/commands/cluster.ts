@@ -3,13 +3,14 @@
  * loopback (clients 2379/22379/32379, peers 2380/22380/32380), running in the background until `down`.
  * `up` records the members' PIDs in the state directory; `down` stops only those PIDs.
  */
+
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { type EtcdCluster, etcdStatus, startEtcdCluster } from "../../testkit/etcd.js";
+import { parseFlags } from "../flags.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "start, stop or show a local three-member etcd cluster (up | down | status)";
@@ -261,7 +262,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     allowPositionals: true,
     options: {

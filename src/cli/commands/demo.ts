@@ -1,7 +1,7 @@
 /**
  * `fencelock demo`: the article's two scenarios between real processes. Parses flags and runs `runDemo`.
  */
-import { parseArgs } from "node:util";
+
 import {
   type LockServiceChoice,
   type PauseMode,
@@ -9,6 +9,7 @@ import {
   runDemo,
   type ScenarioName,
 } from "../../demo/index.js";
+import { parseFlags } from "../flags.js";
 import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
@@ -117,7 +118,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     allowPositionals: true,
     strict: true,

@@ -2,7 +2,8 @@
  * `fencelock fence show|reset NAME`: an operator's look at, and way out of, a fence kept by a database guard
  * (fencelock/postgres, fencelock/sqlite). The storage server's own fences are `fencelock storage`'s.
  */
-import { parseArgs } from "node:util";
+
+import { parseFlags } from "../flags.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "show or reset a fence kept in your PostgreSQL or SQLite database by a guard";
@@ -132,7 +133,7 @@ async function onSqlite(
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     allowPositionals: true,
     strict: true,

@@ -3,12 +3,13 @@
  * (e.g. a lease ID that a seed client sent as its "version"). Offline on the data directory of a stopped
  * server, or online through `DELETE /v1/fences/{name}` of a server started with `--auth-token`.
  */
+
 import { existsSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { StorageClient } from "../../storage/index.js";
 import { SqliteStore } from "../../storage/sqlite-store.js";
+import { parseFlags } from "../flags.js";
 
 const HELP = `usage: fencelock storage fence reset NAME [--data DIR | --url URL --auth-token T]
 
@@ -133,7 +134,7 @@ function operator(): string {
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     strict: true,
     allowPositionals: true,

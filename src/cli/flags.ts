@@ -1,0 +1,70 @@
+/**
+ * What every subcommand's flag parsing shares: a mistyped flag answered with the nearest real one, and
+ * durations written the same way everywhere (`3s`, `500ms`, `2m`; a bare number is seconds).
+ */
+import { type ParseArgsConfig, parseArgs } from "node:util";
+
+/** Edit distance between two short strings (flag names). */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + cost,
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+/**
+ * The message for an error of `node:util`'s `parseArgs`: for an unknown flag, the nearest known one as a
+ * "did you mean"; otherwise the error's own message.
+ */
+export function flagError(err: unknown, options: Record<string, unknown>): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const unknown = /^Unknown option '(-{1,2})([^']+)'/.exec(message);
+  if ((err as { code?: unknown }).code !== "ERR_PARSE_ARGS_UNKNOWN_OPTION" || !unknown) return message;
+  const name = unknown[2] as string;
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of Object.keys(options)) {
+    const d = distance(name, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  const close = best !== undefined && bestDistance <= Math.max(1, Math.floor(name.length / 3));
+  return `unknown flag ${unknown[1]}${name}${close ? `; did you mean --${best}?` : ""}`;
+}
+
+/**
+ * Parses a duration: `500ms`, `3s`, `1.5s`, `2m`, or a bare number of seconds. Returns milliseconds, or
+ * `undefined` when `text` is none of these or is outside `[minMs, maxMs]`.
+ */
+export function parseDuration(text: string, minMs: number, maxMs: number): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const ms = m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
+  if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) return undefined;
+  return Math.round(ms);
+}
+
+/**
+ * `parseArgs` whose errors say, for a mistyped flag, which flag was probably meant. Throws an `Error` with
+ * that message; the command turns it into its usage error (exit code 2).
+ */
+export function parseFlags<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new Error(flagError(err, config.options ?? {}), { cause: err });
+  }
+}
