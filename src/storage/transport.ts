@@ -86,6 +86,14 @@ const FAULT_STATUS: Record<ProtocolFault, number> = {
   "expectation-failed": 417,
 };
 
+/**
+ * Parsed requests waiting for their turn, over all connections. Node parses a whole socket read before
+ * the socket can be held, so each waiting request costs its request and reply objects (several KB);
+ * past this many, the connection with the longest backlog is cut (about 16 MB in all).
+ */
+const MAX_WAITING = 2048;
+/** Pipelined requests of one connection started in one turn of the event loop. */
+const BACKLOG_PER_TURN = 32;
 /** How long a refused connection may take to read its last replies before it is cut. */
 const CLOSING_GRACE_MS = 2000;
 
@@ -169,6 +177,8 @@ class Connection {
   /** A refusal was decided: nothing more is read or started. */
   refused = false;
   private rawRefusal: string | undefined;
+  private pumpSoon: NodeJS.Immediate | undefined;
+  private startedThisTurn = 0;
 
   constructor(
     readonly socket: Socket,
@@ -187,7 +197,21 @@ class Connection {
       return;
     }
     this.waiting.push(ex);
+    this.transport.waited(this, 1);
     this.hold();
+  }
+
+  /** How many requests wait. */
+  get backlog(): number {
+    return this.waiting.length;
+  }
+
+  /** Cuts the connection and forgets what waits on it (their clients are gone with it). */
+  cut(): void {
+    const dropped = this.waiting.length;
+    this.waiting.length = 0;
+    this.transport.waited(this, -dropped);
+    this.socket.destroy();
   }
 
   /** Answers `ex` with a refusal and closes the connection after it. */
@@ -195,7 +219,10 @@ class Connection {
     this.refused = true;
     ex.abandon?.();
     const index = this.waiting.indexOf(ex);
-    if (index !== -1) this.waiting.splice(index, 1);
+    if (index !== -1) {
+      this.waiting.splice(index, 1);
+      this.transport.waited(this, -1);
+    }
     const r = this.transport.options.refusal(fault, detail);
     const body = Buffer.from(r.body);
     const status = FAULT_STATUS[fault];
@@ -234,9 +261,18 @@ class Connection {
     this.pump();
   }
 
-  /** Starts waiting requests while the connection's budget allows; then reads on, or finishes. */
+  /** Starts the next waiting request if the connection allows; then reads on, or finishes. */
   pump(): void {
-    while (this.waiting.length > 0 && this.canStart()) this.start(this.waiting.shift() as Exchange);
+    if (this.pumpSoon !== undefined) {
+      clearImmediate(this.pumpSoon);
+      this.pumpSoon = undefined;
+    }
+    if (this.socket.destroyed) return;
+    if (this.waiting.length > 0 && this.canStart()) {
+      const next = this.waiting.shift() as Exchange;
+      this.transport.waited(this, -1);
+      this.start(next);
+    }
     if (this.waiting.length > 0) {
       // node:http may have resumed reading on `drain`; requests still wait, so hold on.
       this.hold();
@@ -263,7 +299,14 @@ class Connection {
     // client that does not read keeps it from coming, and so keeps its next request waiting.
     ex.res.once("close", () => {
       this.busy = false;
-      this.pump();
+      // A connection's backlog of pipelined requests gets `BACKLOG_PER_TURN` at a time, then waits for
+      // the next turn of the event loop, so it cannot keep the loop from every other connection.
+      if (this.waiting.length > 0 && ++this.startedThisTurn >= BACKLOG_PER_TURN) {
+        this.pumpSoon ??= setImmediate(() => {
+          this.startedThisTurn = 0;
+          this.pump();
+        });
+      } else this.pump();
     });
     this.transport.start(ex, this);
   }
@@ -298,6 +341,9 @@ export class HttpTransport {
   /** @internal */
   readonly options: TransportOptions;
   private readonly connections = new WeakMap<Socket, Connection>();
+  /** Connections with requests waiting, and how many wait in all. */
+  private readonly backlogged = new Set<Connection>();
+  private waitingTotal = 0;
   private readonly maxHeaders: number;
   private closing: Promise<void> | undefined;
   private isDraining = false;
@@ -326,7 +372,9 @@ export class HttpTransport {
     // The client may send its requests, close its side, and still read every reply.
     (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.server.on("connection", (socket: Socket) => {
-      this.connections.set(socket, new Connection(socket, this));
+      const conn = new Connection(socket, this);
+      this.connections.set(socket, conn);
+      socket.once("close", () => conn.cut());
     });
     this.server.on("request", (req: IncomingMessage, res: ServerResponse) => this.arrive(req, res, false));
     this.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) =>
@@ -374,6 +422,18 @@ export class HttpTransport {
       this.server.closeIdleConnections();
     });
     return this.closing;
+  }
+
+  /** @internal Counts requests that start or stop waiting on `conn`; sheds the worst backlog if too many. */
+  waited(conn: Connection, delta: number): void {
+    if (delta === 0) return;
+    this.waitingTotal += delta;
+    if (conn.backlog > 0) this.backlogged.add(conn);
+    else this.backlogged.delete(conn);
+    if (this.waitingTotal <= MAX_WAITING) return;
+    let worst = conn;
+    for (const c of this.backlogged) if (c.backlog > worst.backlog) worst = c;
+    worst.cut();
   }
 
   private arrive(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
