@@ -216,7 +216,7 @@ class Connection {
 
   /** Answers `ex` with a refusal and closes the connection after it. */
   refuseExchange(ex: Exchange, fault: ProtocolFault, detail: string): void {
-    this.refused = true;
+    this.refuse();
     ex.abandon?.();
     const index = this.waiting.indexOf(ex);
     if (index !== -1) {
@@ -239,7 +239,6 @@ class Connection {
       "close",
     ]);
     ex.res.end(body);
-    this.closeLater();
   }
 
   /**
@@ -247,18 +246,26 @@ class Connection {
    * first; then the refusal, then the close.
    */
   refuseRaw(fault: ProtocolFault, detail: string): void {
-    this.refused = true;
+    this.refuse();
     const r = this.transport.options.refusal(fault, detail);
     this.rawRefusal = rawReply(FAULT_STATUS[fault], r);
-    this.closeLater();
     this.pump();
   }
 
   /** Closes a connection quietly: nothing more is answered (after the replies under way). */
   refuseQuietly(): void {
-    this.refused = true;
-    this.closeLater();
+    this.refuse();
     this.pump();
+  }
+
+  /**
+   * Marks the connection refused: nothing more is read (node:http would go on parsing requests that
+   * are never answered), and it is cut if its client has not closed after the grace time.
+   */
+  private refuse(): void {
+    this.refused = true;
+    this.hold();
+    setTimeout(() => this.socket.destroy(), CLOSING_GRACE_MS).unref();
   }
 
   /** Starts the next waiting request if the connection allows; then reads on, or finishes. */
@@ -278,6 +285,7 @@ class Connection {
       this.hold();
       return;
     }
+    this.startedThisTurn = 0;
     if (this.rawRefusal !== undefined) {
       if (!this.busy) {
         const bytes = this.rawRefusal;
@@ -311,26 +319,24 @@ class Connection {
     this.transport.start(ex, this);
   }
 
+  /** Stops reading the socket (again: node:http's `drain` handler may have resumed it meanwhile). */
   private hold(): void {
-    if (this.held) return;
     this.held = true;
     const s = this.socket as Socket & { _paused?: boolean };
+    if (s._paused) return;
     s._paused = true;
     s.pause();
   }
 
+  /** Reads on, unless node:http's own guard wants the socket paused until it drains. */
   private release(): void {
     if (!this.held) return;
     this.held = false;
     const s = this.socket as Socket & { _paused?: boolean; parser?: { resume(): void } | null };
+    if (!s._paused || s.writableNeedDrain) return;
     s._paused = false;
     s.parser?.resume();
     s.resume();
-  }
-
-  /** Cuts a refused connection whose client does not read its last replies or close its side. */
-  private closeLater(): void {
-    setTimeout(() => this.socket.destroy(), CLOSING_GRACE_MS).unref();
   }
 }
 

@@ -36,15 +36,16 @@ function openSilent(port: number): Promise<Socket> {
 }
 
 /**
- * While the abuse goes on, a well-behaved client keeps being served: fenced writes and reads on a
- * fresh connection each, every one within 5 s. Resolves with how many round trips were made.
+ * While the abuse goes on (its sockets stay open and unread until the test ends), a well-behaved client
+ * keeps being served: fenced writes and reads, each answered within 5 s (else the client's timeout
+ * fails the test), for `durationMs` and at least 3 round trips. Resolves with how many were made.
  */
 async function servedMeanwhile(storage: StorageHandle, durationMs: number): Promise<number> {
   const client = new StorageClient({ url: storage.url, authToken: TOKEN, timeoutMs: 5000 });
   try {
     let rounds = 0;
     const deadline = Date.now() + durationMs;
-    for (let token = 1; Date.now() < deadline && token <= 1000; token++) {
+    for (let token = 1; (token <= 3 || Date.now() < deadline) && token <= 1000; token++) {
       await client.write("meanwhile", `v${token}`, { token: BigInt(token) });
       assert.equal((await client.read("meanwhile"))?.toString(), `v${token}`);
       rounds++;
@@ -82,7 +83,6 @@ test("300 pipelined GETs of a 1 MiB value that are never read keep the server un
     `server RSS before ${before.toFixed(1)} MB, peak ${peak.toFixed(1)} MB with 3 x 300 unread 1 MiB ` +
       `replies requested (${900} MiB); ${rounds} write+read round trips of another client meanwhile`,
   );
-  assert.ok(rounds >= 3, `another client made only ${rounds} round trips in 3 s`);
   assert.ok(peak < LIMIT_MB, `peak RSS ${peak.toFixed(1)} MB >= ${LIMIT_MB} MB`);
   assert.ok(
     sockets.every((s) => !s.destroyed),
@@ -140,6 +140,5 @@ test("a flood of requests without the token, never read, keeps the server under 
       `${FLOODERS} flooding clients, ${(accepted / MiB).toFixed(1)} MiB of them taken by the kernel, ${cut} ` +
       `of the clients cut by the server; ${rounds} write+read round trips of another client meanwhile`,
   );
-  assert.ok(rounds >= 3, `another client made only ${rounds} round trips in 3 s`);
   assert.ok(peak < LIMIT_MB, `peak RSS ${peak.toFixed(1)} MB >= ${LIMIT_MB} MB`);
 });
