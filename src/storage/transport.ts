@@ -9,9 +9,10 @@
  * - Backpressure per connection: its requests are handled one at a time, in order (a pipelined read
  *   sees the writes before it), and the next one starts only once the previous reply has been handed
  *   to the kernel in full and the socket does not need to drain. The requests Node parsed meanwhile wait
- *   in order (a few hundred bytes each), and the socket is not read until they have started. A client
- *   that never reads its replies, or floods before authenticating, holds one reply and one socket read
- *   of requests.
+ *   in order, and the socket is not read until they have started. A client that never reads its
+ *   replies, or floods before authenticating, holds one reply and one socket read of parsed requests
+ *   (a few KB each); over all connections at most `MAX_WAITING` wait, and a backlog runs
+ *   `BACKLOG_PER_TURN` at a time so it cannot starve other connections.
  */
 import {
   createServer,
@@ -395,8 +396,11 @@ export class HttpTransport {
     });
     // CONNECT would hand the socket over as a tunnel; nothing here serves one.
     this.server.on("connect", (_req: IncomingMessage, socket: Socket) => {
+      // node:http has let go of the socket, its error handler included: an error must not go unheard.
+      socket.on("error", () => socket.destroy());
       const r = this.options.refusal("bad-request", "CONNECT is not served here");
       socket.end(rawReply(400, r));
+      setTimeout(() => socket.destroy(), CLOSING_GRACE_MS).unref();
     });
     this.server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) =>
       this.clientError(err, socket),
