@@ -813,6 +813,22 @@ describe("findings of the adversarial run against the hand-written parser (issue
     });
   }
 
+  test("chunk extensions over node:http's limit are its 413, as problem+json; a short one is fine", async (t) => {
+    const { port } = await startInProcess(t);
+    await expectRefusal(
+      port,
+      `${CHUNKED_K}5;a=${"x".repeat(17 * 1024)}\r\nhello\r\n0\r\n\r\n`,
+      413,
+      "PAYLOAD_TOO_LARGE",
+    );
+    await notStored(port, "k");
+    const w = await Wire.open(port);
+    t.after(() => w.destroy());
+    await w.write(`${CHUNKED_K}5;a=${"x".repeat(1000)}\r\nhello\r\n0\r\n\r\n`);
+    assert.equal((await w.reply()).status, 200);
+    await stored(port, "k", "hello");
+  });
+
   test("a chunked body with a clean trailer is still stored, and the next request is read", async (t) => {
     const { port } = await startInProcess(t);
     const w = await Wire.open(port);
