@@ -12,18 +12,18 @@
  *   in order, and the socket is not read until they have started. A client that never reads its
  *   replies, or floods before authenticating, holds one reply and one socket read of parsed requests
  *   (a few KB each); over all connections at most `MAX_WAITING` wait, and a backlog runs
- *   `BACKLOG_PER_TURN` at a time so it cannot starve other connections.
+ *   `BACKLOG_PER_TURN` (in `connection.ts`) at a time so it cannot starve other connections.
  */
 import {
   createServer,
   type IncomingMessage,
   type Server,
   type ServerResponse,
-  STATUS_CODES,
   validateHeaderName,
   validateHeaderValue,
 } from "node:http";
 import type { Socket } from "node:net";
+import { CLOSING_GRACE_MS, Connection, type ConnectionOwner, type Exchange, rawReply } from "./connection.js";
 
 /** A whole request: head and body, received before the handler runs. */
 export interface Http1Request {
@@ -78,35 +78,12 @@ export interface TransportOptions {
   /** How long a connection may sit idle between requests; default 5 s. */
   keepAliveTimeoutMs?: number;
 }
-
-const FAULT_STATUS: Record<ProtocolFault, number> = {
-  "bad-request": 400,
-  "headers-too-large": 431,
-  "payload-too-large": 413,
-  timeout: 408,
-  "expectation-failed": 417,
-};
-
 /**
  * Parsed requests waiting for their turn, over all connections. Node parses a whole socket read before
  * the socket can be held, so each waiting request costs its request and reply objects (several KB);
  * past this many, the connection with the longest backlog is cut (about 16 MB in all).
  */
 const MAX_WAITING = 2048;
-/** Pipelined requests of one connection started in one turn of the event loop. */
-const BACKLOG_PER_TURN = 32;
-/** How long a refused connection may take to read its last replies before it is cut. */
-const CLOSING_GRACE_MS = 2000;
-
-/** A request Node has parsed, and its reply. */
-interface Exchange {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  /** Whether the client sent `Expect: 100-continue`. */
-  readonly expectContinue: boolean;
-  /** Ends the wait for the body when the request turned out malformed (its reply is a refusal). */
-  abandon?: () => void;
-}
 
 /** The reply to one request. */
 export class Http1Response {
@@ -150,7 +127,7 @@ export class Http1Response {
     this.statusCode = status;
     const length = typeof body === "string" ? Buffer.byteLength(body) : body.length;
     const headers = ["Content-Type", contentType, "Content-Length", String(length), ...this.extra];
-    if (this.close || this.conn.transport.draining) headers.push("Connection", "close");
+    if (this.close || this.conn.owner.draining) headers.push("Connection", "close");
     this.res.writeHead(status, headers);
     this.res.end(body);
   }
@@ -162,191 +139,11 @@ export class Http1Response {
   }
 }
 
-/**
- * One client connection: the requests Node parsed that wait for their turn, and the flow control over
- * its socket. Holding the socket uses node:http's own pause flag (`_paused`), the one its
- * pipelining guard sets, so that reading a request body or finishing a reply does not resume reading
- * behind our back; releasing undoes exactly what that guard's release does.
- */
-class Connection {
-  /** A request is being handled, or its reply is not yet all in the kernel. */
-  private busy = false;
-  private readonly waiting: Exchange[] = [];
-  private held = false;
-  /** The last request Node parsed (its body may still be arriving). */
-  latest: Exchange | undefined;
-  /** A refusal was decided: nothing more is read or started. */
-  refused = false;
-  private rawRefusal: string | undefined;
-  private pumpSoon: NodeJS.Immediate | undefined;
-  private startedThisTurn = 0;
-
-  constructor(
-    readonly socket: Socket,
-    readonly transport: HttpTransport,
-  ) {
-    socket.setNoDelay(true);
-    socket.on("drain", () => this.pump());
-  }
-
-  /** A request was parsed: start it now, or queue it and stop reading the socket. */
-  arrive(ex: Exchange): void {
-    this.latest = ex;
-    if (this.refused) return;
-    if (this.waiting.length === 0 && this.canStart()) {
-      this.start(ex);
-      return;
-    }
-    this.waiting.push(ex);
-    this.transport.waited(this, 1);
-    this.hold();
-  }
-
-  /** How many requests wait. */
-  get backlog(): number {
-    return this.waiting.length;
-  }
-
-  /** Cuts the connection and forgets what waits on it (their clients are gone with it). */
-  cut(): void {
-    const dropped = this.waiting.length;
-    this.waiting.length = 0;
-    this.transport.waited(this, -dropped);
-    this.socket.destroy();
-  }
-
-  /** Answers `ex` with a refusal and closes the connection after it. */
-  refuseExchange(ex: Exchange, fault: ProtocolFault, detail: string): void {
-    this.refuse();
-    ex.abandon?.();
-    const index = this.waiting.indexOf(ex);
-    if (index !== -1) {
-      this.waiting.splice(index, 1);
-      this.transport.waited(this, -1);
-    }
-    const r = this.transport.options.refusal(fault, detail);
-    const body = Buffer.from(r.body);
-    const status = FAULT_STATUS[fault];
-    if (ex.res.headersSent) {
-      ex.res.destroy();
-      return;
-    }
-    ex.res.writeHead(status, [
-      "Content-Type",
-      r.contentType,
-      "Content-Length",
-      String(body.length),
-      "Connection",
-      "close",
-    ]);
-    ex.res.end(body);
-  }
-
-  /**
-   * Refuses the request whose head node:http could not parse. The requests before it get their replies
-   * first; then the refusal, then the close.
-   */
-  refuseRaw(fault: ProtocolFault, detail: string): void {
-    this.refuse();
-    const r = this.transport.options.refusal(fault, detail);
-    this.rawRefusal = rawReply(FAULT_STATUS[fault], r);
-    this.pump();
-  }
-
-  /** Closes a connection quietly: nothing more is answered (after the replies under way). */
-  refuseQuietly(): void {
-    this.refuse();
-    this.pump();
-  }
-
-  /**
-   * Marks the connection refused: nothing more is read (node:http would go on parsing requests that
-   * are never answered), and it is cut if its client has not closed after the grace time.
-   */
-  private refuse(): void {
-    this.refused = true;
-    this.hold();
-    setTimeout(() => this.socket.destroy(), CLOSING_GRACE_MS).unref();
-  }
-
-  /** Starts the next waiting request if the connection allows; then reads on, or finishes. */
-  pump(): void {
-    if (this.pumpSoon !== undefined) {
-      clearImmediate(this.pumpSoon);
-      this.pumpSoon = undefined;
-    }
-    if (this.socket.destroyed) return;
-    if (this.waiting.length > 0 && this.canStart()) {
-      const next = this.waiting.shift() as Exchange;
-      this.transport.waited(this, -1);
-      this.start(next);
-    }
-    if (this.waiting.length > 0) {
-      // node:http may have resumed reading on `drain`; requests still wait, so hold on.
-      this.hold();
-      return;
-    }
-    this.startedThisTurn = 0;
-    if (this.rawRefusal !== undefined) {
-      if (!this.busy) {
-        const bytes = this.rawRefusal;
-        this.rawRefusal = undefined;
-        this.socket.end(bytes);
-      }
-      return;
-    }
-    if (!this.refused) this.release();
-  }
-
-  private canStart(): boolean {
-    return !this.busy && !this.socket.writableNeedDrain;
-  }
-
-  private start(ex: Exchange): void {
-    this.busy = true;
-    // `close` follows `finish`, which node:http emits once the reply's last byte is in the kernel: a
-    // client that does not read keeps it from coming, and so keeps its next request waiting.
-    ex.res.once("close", () => {
-      this.busy = false;
-      // A connection's backlog of pipelined requests gets `BACKLOG_PER_TURN` at a time, then waits for
-      // the next turn of the event loop, so it cannot keep the loop from every other connection.
-      if (this.waiting.length > 0 && ++this.startedThisTurn >= BACKLOG_PER_TURN) {
-        this.pumpSoon ??= setImmediate(() => {
-          this.startedThisTurn = 0;
-          this.pump();
-        });
-      } else this.pump();
-    });
-    this.transport.start(ex, this);
-  }
-
-  /** Stops reading the socket (again: node:http's `drain` handler may have resumed it meanwhile). */
-  private hold(): void {
-    this.held = true;
-    const s = this.socket as Socket & { _paused?: boolean };
-    if (s._paused) return;
-    s._paused = true;
-    s.pause();
-  }
-
-  /** Reads on, unless node:http's own guard wants the socket paused until it drains. */
-  private release(): void {
-    if (!this.held) return;
-    this.held = false;
-    const s = this.socket as Socket & { _paused?: boolean; parser?: { resume(): void } | null };
-    if (!s._paused || s.writableNeedDrain) return;
-    s._paused = false;
-    s.parser?.resume();
-    s.resume();
-  }
-}
-
 /** The HTTP server of the storage: `node:http`, whole requests, refusals, backpressure. */
-export class HttpTransport {
+export class HttpTransport implements ConnectionOwner {
   /** The `node:http` server. */
   readonly server: Server;
-  /** @internal */
-  readonly options: TransportOptions;
+  private readonly options: TransportOptions;
   private readonly connections = new WeakMap<Socket, Connection>();
   /** Connections with requests waiting, and how many wait in all. */
   private readonly backlogged = new Set<Connection>();
@@ -398,7 +195,7 @@ export class HttpTransport {
     this.server.on("connect", (_req: IncomingMessage, socket: Socket) => {
       // node:http has let go of the socket, its error handler included: an error must not go unheard.
       socket.on("error", () => socket.destroy());
-      const r = this.options.refusal("bad-request", "CONNECT is not served here");
+      const r = this.refusal("bad-request", "CONNECT is not served here");
       socket.end(rawReply(400, r));
       setTimeout(() => socket.destroy(), CLOSING_GRACE_MS).unref();
     });
@@ -432,6 +229,11 @@ export class HttpTransport {
       this.server.closeIdleConnections();
     });
     return this.closing;
+  }
+
+  /** @internal The body of a refusal, worded by the owner of the transport. */
+  refusal(fault: ProtocolFault, detail: string): Refusal {
+    return this.options.refusal(fault, detail);
   }
 
   /** @internal Counts requests that start or stop waiting on `conn`; sheds the worst backlog if too many. */
@@ -591,18 +393,6 @@ export class HttpTransport {
     if (latest !== undefined && !latest.req.complete) conn.refuseExchange(latest, fault, detail);
     else conn.refuseRaw(fault, detail);
   }
-}
-
-/**
- * A whole reply with `Connection: close`, for a connection node:http no longer frames replies on (its
- * parser failed, or the socket was handed over).
- */
-function rawReply(status: number, r: Refusal): string {
-  return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${r.contentType}\r\n` +
-    `Content-Length: ${Buffer.byteLength(r.body)}\r\nDate: ${new Date().toUTCString()}\r\n` +
-    `Connection: close\r\n\r\n${r.body}`
-  );
 }
 
 /** The fault and a sentence for an error of node:http's parser or timers. */
