@@ -254,6 +254,8 @@ export class HttpTransport implements ConnectionOwner {
       res.destroy();
       return;
     }
+    // After a refusal the connection only finishes what came before it.
+    if (conn.refused) return;
     const ex: Exchange = { req, res, expectContinue };
     if (req.rawHeaders.length > this.maxHeaders * 2) {
       conn.latest = ex;
