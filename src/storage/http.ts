@@ -1,8 +1,8 @@
 /**
  * Writing replies of the storage server: JSON and problem+json (bytes go through `res.send`).
  */
-import type { Http1Response } from "./http1.js";
 import { type ProblemCode, problemSpec } from "./registry.js";
+import type { Http1Response } from "./transport.js";
 
 /** Sends a JSON text (already serialized, so int64 fields can be written exactly). */
 export function sendJson(res: Http1Response, status: number, json: string): void {

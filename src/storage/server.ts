@@ -1,12 +1,11 @@
 /**
  * The fenced storage server: an app factory (`createStorageServer`) separate from `listen`, so tests
- * can run it in-process on port 0 and the CLI can run it as a process. HTTP/1.1 from `http1.ts`.
+ * can run it in-process on port 0 and the CLI can run it as a process. HTTP from `transport.ts` (`node:http`).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { Batcher } from "./batch.js";
 import { problemBody, sendJson, sendProblem } from "./http.js";
-import { type Http1Request, type Http1Response, Http1Server, type ProtocolFault } from "./http1.js";
 import { checkTokenHeader, DEFAULT_LIMITS, decodeName, decodeUtf8, type Limits } from "./input.js";
 import { MemoryStore } from "./memory-store.js";
 import { Metrics } from "./metrics.js";
@@ -21,6 +20,7 @@ import {
   type Store,
   type StoreOptions,
 } from "./store.js";
+import { type Http1Request, type Http1Response, HttpTransport, type ProtocolFault } from "./transport.js";
 
 /** Options of `createStorageServer`. */
 export interface StorageServerOptions extends StoreOptions {
@@ -49,12 +49,13 @@ type Route = "seed" | "kv" | "fences" | "audit" | "healthz" | "metrics" | "unkno
 /** The most audit entries one `GET /v1/audit` returns. */
 export const MAX_AUDIT_LIMIT = 1000;
 
-const BEARER = /^Bearer\s+(.+)$/i;
+const BEARER = /^Bearer[ \t]+/i;
 
 /** What the HTTP layer's own refusals are called in the registry. */
 const FAULT_CODES: Record<ProtocolFault, ProblemCode> = {
   "bad-request": "BAD_REQUEST",
   "headers-too-large": "HEADERS_TOO_LARGE",
+  "payload-too-large": "PAYLOAD_TOO_LARGE",
   timeout: "REQUEST_TIMEOUT",
   "expectation-failed": "EXPECTATION_FAILED",
 };
@@ -62,7 +63,7 @@ const FAULT_CODES: Record<ProtocolFault, ProblemCode> = {
 /** A storage server: the HTTP server, its store and its metrics. */
 export class StorageServer {
   /** The HTTP server. */
-  private readonly http: Http1Server;
+  private readonly http: HttpTransport;
   /** The database. */
   readonly store: Store;
   private readonly batcher: Batcher;
@@ -83,7 +84,7 @@ export class StorageServer {
     this.log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
     this.store = options.memory ? new MemoryStore(options) : new SqliteStore(options);
     this.batcher = new Batcher(this.store);
-    this.http = new Http1Server({
+    this.http = new HttpTransport({
       handler: (req, res) => this.handle(req, res),
       bodyLimit: (method, url) =>
         method === "PUT" && url.startsWith("/v1/kv/") ? this.limits.maxValueBytes : this.limits.maxBodyBytes,
@@ -106,7 +107,7 @@ export class StorageServer {
   listen(port = 8080, host = "127.0.0.1"): Promise<ListenAddress> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
-      const net = this.http.net;
+      const net = this.http.server;
       net.once("error", onError);
       net.listen(port, host, () => {
         net.off("error", onError);
@@ -391,8 +392,14 @@ export class StorageServer {
 
   private authorized(req: Http1Request): boolean {
     if (this.authDigest === undefined) return true;
-    const m = BEARER.exec(req.headers.authorization ?? "");
-    return m !== null && timingSafeEqual(digest((m[1] as string).trim()), this.authDigest);
+    const value = req.headers.authorization ?? "";
+    const m = BEARER.exec(value);
+    if (m === null) return false;
+    // Exactly the bytes after the scheme (node:http has only stripped spaces and tabs around the
+    // value): no Unicode trimming, so a trailing no-break space is a different token. Hashing first
+    // makes the comparison constant-time whatever the lengths.
+    const sent = Buffer.from(value.slice(m[0].length), "latin1");
+    return timingSafeEqual(digest(sent), this.authDigest);
   }
 
   private allow(req: Http1Request, res: Http1Response, route: Route, method: string): boolean {
@@ -463,8 +470,8 @@ function header(req: Http1Request, name: string): string | undefined {
   return req.headers[name];
 }
 
-function digest(text: string): Buffer {
-  return createHash("sha256").update(text).digest();
+function digest(bytes: string | Buffer): Buffer {
+  return createHash("sha256").update(bytes).digest();
 }
 
 function integerParam(text: string | null, min: number, max: number, dflt: number): number | undefined {

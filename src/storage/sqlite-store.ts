@@ -2,7 +2,7 @@
  * The durable store: SQLite (better-sqlite3) in WAL mode, one database for the data, the fences and the
  * audit log, so a decision and its effects commit together.
  */
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -67,8 +67,11 @@ export class SqliteStore extends RuleStore {
   constructor(options: StoreOptions = {}) {
     super(options.allowUnfenced ?? false);
     const dir = options.dataDir ?? ".fencelock/storage";
-    mkdirSync(dir, { recursive: true });
+    // Only the server's user may read the data, the fences and the audit log: the directory is created
+    // 0700 and the database 0600 before SQLite opens it (SQLite gives its WAL the database's mode).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.file = join(dir, "storage.sqlite");
+    closeSync(openSync(this.file, "a", 0o600));
     // A second server on the same directory waits this long for the lock, then fails to start.
     this.db = new Database(this.file, { timeout: 2000 });
     // One server per database: the exclusive lock makes a second server on the same directory fail at

@@ -12,7 +12,7 @@ export interface StorageOptions {
   dataDir?: string;
   /** Start with `--allow-unfenced`. */
   allowUnfenced?: boolean;
-  /** Start with `--auth-token`. */
+  /** The bearer token the server requires (passed in `FENCELOCK_STORAGE_TOKEN`, not on the command line). */
   authToken?: string;
   /** Port to bind; default a free one. */
   port?: number;
@@ -61,12 +61,12 @@ export async function startStorage(options: StorageOptions = {}): Promise<Storag
     if (dataDir === undefined) args.push("--memory");
     else args.push("--data", dataDir);
     if (options.allowUnfenced) args.push("--allow-unfenced");
-    if (options.authToken !== undefined) args.push("--auth-token", options.authToken);
     if (options.synchronous) args.push("--synchronous", options.synchronous);
     return launch({
       name: "storage",
       command: process.execPath,
       args,
+      env: tokenEnv(options.authToken),
       readyLine: listeningLine,
       timeoutMs: options.timeoutMs ?? 20_000,
       signal: options.signal,
@@ -104,4 +104,16 @@ export async function startStorage(options: StorageOptions = {}): Promise<Storag
       return stopped;
     },
   };
+}
+
+/**
+ * This process's environment with `FENCELOCK_STORAGE_TOKEN` set to `token`, or removed without one (so
+ * a token of the caller's shell never reaches a server meant to run without auth). The token goes in the
+ * environment because other local users can read a command line in /proc, not an environment.
+ */
+function tokenEnv(token: string | undefined): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.FENCELOCK_STORAGE_TOKEN;
+  if (token !== undefined) env.FENCELOCK_STORAGE_TOKEN = token;
+  return env;
 }

@@ -221,6 +221,37 @@ test("--auth-token: every route but /healthz needs the bearer token", async (t) 
   assert.equal(await good.fence("k"), 1n);
 });
 
+test("the bearer token must match byte for byte: no trailing NBSP or other Unicode space", async (t) => {
+  const { port } = await startInProcess(t, { authToken: "s3cret" });
+  const status = async (authorization: string) => {
+    const reply = await rawExchange(
+      port,
+      Buffer.concat([
+        Buffer.from("GET /v1/fences/f HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: "),
+        Buffer.from(authorization, "latin1"),
+        Buffer.from("\r\n\r\n"),
+      ]),
+      5000,
+    );
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1]);
+  };
+  assert.equal(await status("Bearer s3cret"), 200);
+  assert.equal(await status("bearer   s3cret"), 200, "the scheme is case-insensitive, spaces after it are");
+  const nbspUtf8 = Buffer.from("\u00a0", "utf8").toString("latin1");
+  const emSpaceUtf8 = Buffer.from("\u2003", "utf8").toString("latin1");
+  for (const [what, value] of [
+    ["a trailing NBSP (latin1 byte a0)", "Bearer s3cret\xa0"],
+    ["a trailing NBSP (UTF-8 c2 a0)", `Bearer s3cret${nbspUtf8}`],
+    ["a trailing em space (UTF-8)", `Bearer s3cret${emSpaceUtf8}`],
+    ["a leading NBSP", "Bearer \xa0s3cret"],
+    ["a prefix of the token", "Bearer s3cre"],
+    ["the token and more", "Bearer s3cret2"],
+    ["a comma-joined second header", "Bearer s3cret, Bearer s3cret"],
+  ]) {
+    assert.equal(await status(value as string), 401, what);
+  }
+});
+
 test("/healthz and /metrics (Prometheus text: requests by route and status, decisions, latency)", async (t) => {
   const { url, port } = await startInProcess(t);
   const c = new StorageClient({ url });

@@ -3,13 +3,14 @@
  * an in-flight request, closes the database cleanly and exits 0; one server per data directory.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { StorageClient, StorageError } from "../../src/storage/index.js";
 import { LaunchError, startStorage } from "../../src/testkit/index.js";
-import { http } from "./helpers.js";
+import { http, startInProcess } from "./helpers.js";
 
 test("acknowledged writes survive SIGKILL of the server", async (t) => {
   const storage = await startStorage();
@@ -106,4 +107,20 @@ test("a second server on the same data directory refuses to start", async (t) =>
   assert.ok(err instanceof LaunchError);
   assert.match(err.message, /cannot open the database: database is locked/);
   assert.equal((await http(first.port, "GET", "/healthz")).status, 200, "the first one is unaffected");
+});
+
+test("the data directory is created 0700, the database and its WAL 0600", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "fencelock-modes-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  // Two levels that do not exist yet: the server creates both.
+  const dir = join(root, "a", "data");
+  const { url } = await startInProcess(t, { dataDir: dir });
+  const client = new StorageClient({ url });
+  t.after(() => client.close());
+  await client.write("k", "secret", { token: 1n });
+  const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  assert.equal(mode(join(root, "a")), "700");
+  assert.equal(mode(dir), "700");
+  assert.equal(mode(join(dir, "storage.sqlite")), "600");
+  assert.equal(mode(join(dir, "storage.sqlite-wal")), "600");
 });

