@@ -34,7 +34,7 @@ export interface WorkerOptions {
   deadlineMs: number;
   /** Time spent "computing" between the read and the write, which is where a pause does its damage. */
   thinkMs: number;
-  /** Timeout of every storage call and of every lock wait. */
+  /** Timeout of every read and write of the counter and of every lock wait. */
   opTimeoutMs: number;
   /** Receives each event. */
   emit: (event: HistoryEvent) => void;
