@@ -44,7 +44,8 @@ export function htmlReport(result: TortureResult): string {
   const left = 110;
   const laneH = 26;
   const x = (ms: number) => (left + ((ms - t0) / (t1 - t0)) * width).toFixed(1);
-  const lanes = ["faults", ...Array.from({ length: o.clients }, (_, i) => `w${i}`), "storage"];
+  // The last lane shows what the resource accepted: the storage, or the database's audit table.
+  const lanes = ["faults", ...Array.from({ length: o.clients }, (_, i) => `w${i}`), o.resource];
   const height = lanes.length * laneH + 40;
   const y = (lane: number) => 20 + lane * laneH;
   const parts: string[] = [];
@@ -141,7 +142,7 @@ body{font:14px system-ui,sans-serif;margin:16px;color:#222}
 .w{stroke-width:2}.ok{stroke:#2ca02c}.refused{stroke:#d62728}.unknown{stroke:#999}.acc{fill:#2ca02c}
 </style></head><body>
 <h1>${esc(title)}</h1>
-<p>${o.clients} clients, ${o.keys} key(s), faults: ${esc(o.faults.join(", ") || "none")}; lanes: faults (orange), workers (blue bars = lock held; ticks = writes: green accepted, red refused, grey unknown), storage (accepted writes). Red bands: violation windows.</p>
+<p>${o.clients} clients, ${o.keys} key(s), faults: ${esc(o.faults.join(", ") || "none")}; lanes: faults (orange), workers (blue bars = lock held; ticks = writes: green accepted, red refused, grey unknown), ${esc(o.resource)} (accepted writes). Red bands: violation windows.</p>
 <div class="scroll"><svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 20}" height="${height}">
 ${parts.join("\n")}
 </svg></div>

@@ -14,6 +14,7 @@ export {
   type ViolationKind,
   type ViolationWindow,
 } from "./checker.js";
+export { RESOURCE_KINDS, type ResourceKind } from "./counter.js";
 export { TortureConfigError, TortureError } from "./errors.js";
 export {
   decodeValue,
@@ -44,6 +45,7 @@ export {
   type Backend,
   FAULT_KINDS,
   type FaultKind,
+  faultNeeds,
   MAX_FAULTS,
   type PlannedFault,
   parseFaults,

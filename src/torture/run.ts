@@ -1,23 +1,28 @@
 /**
- * One torture run: starts the storage, the lock service (lockd, or a three-member etcd cluster), a
+ * One torture run: starts the resource holding the counters (the fenced storage, PostgreSQL or SQLite),
+ * the lock service (lockd, or a three-member etcd cluster), a
  * partitionable proxy per worker and endpoint, and the workers; injects the seeded fault schedule; then
- * stops the workers, reads the final counters and the storage's audit log, and runs the checker. Every
+ * stops the workers, reads the final counters and the resource's record of accepted operations, and runs
+ * the checker. Every
  * process it started is stopped by PID and every temporary directory removed, whatever happens.
  */
 import { mkdir } from "node:fs/promises";
-import { StorageClient } from "../storage/index.js";
-import { startEtcdCluster, startLockd, startStorage, tempDir } from "../testkit/index.js";
+import { startEtcdCluster, startLockd, tempDir } from "../testkit/index.js";
 import { type AuditRecord, type CheckResult, check, type Mode, type RestartRecord } from "./checker.js";
+import { RESOURCE_KINDS, type ResourceKind } from "./counter.js";
 import { TortureConfigError, TortureError } from "./errors.js";
 import { foldHistory, type Op } from "./history.js";
 import { WorkerPool } from "./pool.js";
 import { PartitionProxy } from "./proxy.js";
-import { type Backend, type FaultKind, type PlannedFault, planFaults } from "./schedule.js";
+import { startResource } from "./resource.js";
+import { type Backend, type FaultKind, faultNeeds, type PlannedFault, planFaults } from "./schedule.js";
 import type { LockScope } from "./worker.js";
 
 /** Everything a run is configured by. */
 export interface TortureOptions {
   backend: Backend;
+  /** Where the counters live: the fenced storage server, PostgreSQL or SQLite behind the guard. */
+  resource: ResourceKind;
   clients: number;
   keys: number;
   scope: LockScope;
@@ -42,6 +47,7 @@ export interface TortureOptions {
 /** The defaults of `fencelock torture`. */
 export const DEFAULT_OPTIONS: TortureOptions = {
   backend: "lockd",
+  resource: "storage",
   clients: 4,
   keys: 1,
   scope: "per-key",
@@ -115,11 +121,12 @@ export function validateOptions(o: TortureOptions): void {
   if (!["unfenced", "write-fenced", "fenced"].includes(o.mode)) {
     throw new TortureConfigError(`--mode must be unfenced, write-fenced or fenced, got "${o.mode}"`);
   }
-  if (o.faults.includes("lockd-restart") && o.backend !== "lockd") {
-    throw new TortureConfigError("lockd-restart needs --backend lockd");
+  if (!RESOURCE_KINDS.includes(o.resource)) {
+    throw new TortureConfigError(`--resource must be ${RESOURCE_KINDS.join(", ")}, got "${o.resource}"`);
   }
-  if (o.faults.includes("etcd-member") && o.backend !== "etcd") {
-    throw new TortureConfigError("etcd-member needs --backend etcd");
+  for (const kind of o.faults) {
+    const needs = faultNeeds(kind, o.backend, o.resource);
+    if (needs) throw new TortureConfigError(`${kind} needs ${needs}`);
   }
 }
 
@@ -222,21 +229,19 @@ export async function runTorture(
       historyDir = tmp.path;
     }
     // Both servers start at once; whichever started is stopped even if the other failed.
-    const [storageStart, serviceStart] = await Promise.allSettled([
-      startStorage({ allowUnfenced: true, signal: abort.signal }),
+    const [resourceStart, serviceStart] = await Promise.allSettled([
+      startResource(o.resource, abort.signal),
       startLockService(o.backend, abort.signal),
     ]);
-    if (storageStart.status === "fulfilled") cleanups.push(() => storageStart.value.stop());
+    if (resourceStart.status === "fulfilled") cleanups.push(() => resourceStart.value.stop());
     if (serviceStart.status === "fulfilled") cleanups.push(() => serviceStart.value.stop());
-    if (storageStart.status === "rejected") {
-      throw new TortureError("the storage did not start", { cause: storageStart.reason });
-    }
+    if (resourceStart.status === "rejected") throw resourceStart.reason;
     if (serviceStart.status === "rejected") {
       throw new TortureError(`${o.backend} did not start`, { cause: serviceStart.reason });
     }
-    const storage = storageStart.value;
+    const resource = resourceStart.value;
     const service = serviceStart.value;
-    pids.add(storage.child.pid);
+    for (const pid of resource.pids()) pids.add(pid);
     for (const pid of service.pids()) pids.add(pid);
     const proxies: PartitionProxy[][] = [];
     for (let slot = 0; slot < o.clients; slot++) {
@@ -247,11 +252,13 @@ export async function runTorture(
       }
       proxies.push(row);
     }
-    const reader = new StorageClient({ url: storage.url, timeoutMs: 5000 });
-    const readAll = async (): Promise<Record<string, string | null>> => {
-      const values: Record<string, string | null> = {};
-      for (const key of keys) values[key] = await readWithRetry(reader, key, abort.signal);
-      return values;
+    const readAll = () => resource.readAll(keys, abort.signal);
+    const crashRestart = async (): Promise<void> => {
+      const killMs = Date.now();
+      await resource.crash();
+      await resource.restart();
+      for (const pid of resource.pids()) pids.add(pid);
+      restarts.push({ killMs, upMs: Date.now(), values: await readAll() });
     };
 
     const pool = new WorkerPool({
@@ -263,8 +270,10 @@ export async function runTorture(
         worker,
         "--endpoints",
         (proxies[slot] ?? []).map((p) => p.endpoint).join(","),
-        "--storage",
-        storage.url,
+        "--resource",
+        o.resource,
+        "--url",
+        resource.url,
         "--mode",
         o.mode,
         "--keys",
@@ -350,15 +359,16 @@ export async function runTorture(
             }
             break;
           }
-          case "storage-restart": {
-            record.target = "storage";
-            current = "storage down";
-            await storage.kill();
+          case "storage-restart":
+          case "postgres-restart": {
+            record.target = resource.kind;
+            current = `${resource.kind} down`;
+            await resource.crash();
             try {
               await hold();
             } finally {
-              await storage.restart();
-              pids.add(storage.child.pid);
+              await resource.restart();
+              for (const pid of resource.pids()) pids.add(pid);
             }
             restarts.push({ killMs: record.startMs, upMs: Date.now(), values: await readAll() });
             break;
@@ -391,17 +401,12 @@ export async function runTorture(
     }
     await abortableSleep(deadlineMs - Date.now(), abort.signal);
     await pool.stop(o.opTimeoutMs + 2000);
-    // A killed worker's last request may still be in flight to the storage; let it land first.
+    // A killed worker's last request may still be in flight to the resource; let it land first.
     await new Promise((r) => setTimeout(r, 300));
-    if (o.faults.includes("storage-restart")) {
-      const killMs = Date.now();
-      await storage.kill();
-      await storage.restart();
-      pids.add(storage.child.pid);
-      restarts.push({ killMs, upMs: Date.now(), values: await readAll() });
-    }
+    // One more crash at the end, so that durability is checked against every acknowledged write.
+    if (o.faults.includes("storage-restart") || o.faults.includes("postgres-restart")) await crashRestart();
     const finals = await readAll();
-    const audit = await readAudit(reader, abort.signal);
+    const audit = await resource.readAudit(abort.signal);
     const endedMs = Date.now();
     const ops = foldHistory(pool.events);
     const result = check({ mode: o.mode, keys, ops, audit, finals, restarts });
@@ -425,34 +430,4 @@ export async function runTorture(
     hooks.signal?.removeEventListener("abort", onOuterAbort);
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
   }
-}
-
-async function readWithRetry(
-  client: StorageClient,
-  key: string,
-  signal: AbortSignal,
-): Promise<string | null> {
-  let last: unknown;
-  for (let attempt = 0; attempt < 20; attempt++) {
-    try {
-      const buf = await client.read(key, { signal, timeoutMs: 2000 });
-      return buf === null ? null : buf.toString("utf8");
-    } catch (err) {
-      last = err;
-      await abortableSleep(100, signal);
-    }
-  }
-  throw new TortureError(`could not read ${key} from the storage`, { cause: last });
-}
-
-async function readAudit(client: StorageClient, signal: AbortSignal): Promise<AuditRecord[]> {
-  const out: AuditRecord[] = [];
-  let after = 0;
-  for (let page = 0; page < 100_000; page++) {
-    const entries = await client.audit({ after, limit: 1000, signal, timeoutMs: 10_000 });
-    if (entries.length === 0) break;
-    out.push(...entries);
-    after = entries[entries.length - 1]?.seq ?? after;
-  }
-  return out;
 }

@@ -3,6 +3,7 @@
  * that the same seed and options always give the same schedule. Faults are sequential (the next one starts
  * after the previous one has healed plus a gap), which keeps each fault's effect readable in the history.
  */
+import type { ResourceKind } from "./counter.js";
 import { TortureConfigError } from "./errors.js";
 import { createPrng } from "./prng.js";
 
@@ -14,6 +15,7 @@ export const FAULT_KINDS = [
   "etcd-member",
   "storage-restart",
   "partition",
+  "postgres-restart",
 ] as const;
 
 /** One kind of fault. */
@@ -28,7 +30,10 @@ export interface PlannedFault {
   index: number;
   kind: FaultKind;
   atMs: number;
-  /** How long the fault lasts before it is healed (pause → SIGCONT, partition → heal, restart → start). */
+  /**
+   * How long the fault lasts before it is healed (pause → SIGCONT, partition → heal, restart → start;
+   * `postgres-restart` is PostgreSQL's immediate shutdown, then a start on the same data).
+   */
   durationMs: number;
   /** The worker slot hit by `pause`, `kill` and `partition`. */
   slot?: number;
@@ -61,14 +66,23 @@ export interface ScheduleOptions {
 /** The most faults one schedule holds, whatever the duration. */
 export const MAX_FAULTS = 10_000;
 
+/** Whether `kind` can be injected with this backend and resource; if not, what it needs. */
+export function faultNeeds(kind: FaultKind, backend: Backend, resource: ResourceKind): string | undefined {
+  if (kind === "lockd-restart" && backend !== "lockd") return "the lockd backend";
+  if (kind === "etcd-member" && backend !== "etcd") return "the etcd backend";
+  if (kind === "storage-restart" && resource !== "storage") return "--resource storage";
+  if (kind === "postgres-restart" && resource !== "postgres") return "--resource postgres";
+  return undefined;
+}
+
 /**
- * Parses `--faults`: a comma-separated list of kinds, `all` (every kind the backend supports) or `none`.
- * Throws `TortureConfigError` on an unknown kind or one the backend cannot do.
+ * Parses `--faults`: a comma-separated list of kinds, `all` (every kind the backend and resource support)
+ * or `none`. Throws `TortureConfigError` on an unknown kind or one the backend or resource cannot do.
  */
-export function parseFaults(text: string, backend: Backend): FaultKind[] {
+export function parseFaults(text: string, backend: Backend, resource: ResourceKind = "storage"): FaultKind[] {
   const trimmed = text.trim();
   if (trimmed === "" || trimmed === "none") return [];
-  const supported = FAULT_KINDS.filter((k) => k !== (backend === "lockd" ? "etcd-member" : "lockd-restart"));
+  const supported = FAULT_KINDS.filter((k) => faultNeeds(k, backend, resource) === undefined);
   if (trimmed === "all") return [...supported];
   const kinds: FaultKind[] = [];
   for (const part of trimmed.split(",")) {
@@ -76,11 +90,8 @@ export function parseFaults(text: string, backend: Backend): FaultKind[] {
     if (!FAULT_KINDS.includes(kind)) {
       throw new TortureConfigError(`unknown fault "${part}" (known: ${FAULT_KINDS.join(", ")}, all, none)`);
     }
-    if (!supported.includes(kind)) {
-      throw new TortureConfigError(
-        `fault "${kind}" needs the ${backend === "lockd" ? "etcd" : "lockd"} backend`,
-      );
-    }
+    const needs = faultNeeds(kind, backend, resource);
+    if (needs) throw new TortureConfigError(`fault "${kind}" needs ${needs}`);
     if (!kinds.includes(kind)) kinds.push(kind);
   }
   return kinds;
@@ -112,6 +123,7 @@ export function planFaults(options: ScheduleOptions): PlannedFault[] {
         break;
       case "lockd-restart":
       case "storage-restart":
+      case "postgres-restart":
         fault.durationMs = rng.between(200, 1500);
         break;
       case "etcd-member": {

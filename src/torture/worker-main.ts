@@ -9,6 +9,7 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import type { Mode } from "./checker.js";
+import type { ResourceKind } from "./counter.js";
 import { formatEvent } from "./history.js";
 import { type LockScope, runWorker } from "./worker.js";
 
@@ -16,7 +17,8 @@ const { values } = parseArgs({
   options: {
     worker: { type: "string" },
     endpoints: { type: "string" },
-    storage: { type: "string" },
+    resource: { type: "string" },
+    url: { type: "string" },
     mode: { type: "string" },
     keys: { type: "string" },
     scope: { type: "string" },
@@ -60,7 +62,8 @@ try {
   await runWorker({
     worker: values.worker ?? "w0.1",
     endpoints: (values.endpoints ?? "").split(","),
-    storageUrl: values.storage ?? "",
+    resource: (values.resource ?? "storage") as ResourceKind,
+    resourceUrl: values.url ?? "",
     mode: (values.mode ?? "fenced") as Mode,
     keys: Number(values.keys ?? 1),
     scope: (values.scope ?? "per-key") as LockScope,

@@ -5,8 +5,8 @@
  * a check would not either, and the point is to see what fencing alone guarantees.
  */
 import { connect, type Lock, type Session } from "../client/index.js";
-import { StaleTokenError, StorageClient } from "../storage/index.js";
 import type { Mode } from "./checker.js";
+import { type CounterStore, openCounterStore, type ResourceKind } from "./counter.js";
 import { decodeValue, encodeValue, type HistoryEvent, type OpKind, tokenToEvent } from "./history.js";
 import { createPrng } from "./prng.js";
 
@@ -18,7 +18,10 @@ export interface WorkerOptions {
   /** `w<slot>.<incarnation>`. */
   worker: string;
   endpoints: string[];
-  storageUrl: string;
+  /** Where the counters live. */
+  resource: ResourceKind;
+  /** The storage's URL, PostgreSQL's connection string, or the SQLite file. */
+  resourceUrl: string;
   mode: Mode;
   keys: number;
   scope: LockScope;
@@ -31,7 +34,7 @@ export interface WorkerOptions {
   deadlineMs: number;
   /** Time spent "computing" between the read and the write, which is where a pause does its damage. */
   thinkMs: number;
-  /** Timeout of every storage call and of every lock wait. */
+  /** Timeout of every read and write of the counter and of every lock wait. */
   opTimeoutMs: number;
   /** Receives each event. */
   emit: (event: HistoryEvent) => void;
@@ -59,8 +62,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * recorded); resolves after releasing its lock and closing its session and client.
  */
 export async function runWorker(o: WorkerOptions): Promise<void> {
+  const store: CounterStore = await openCounterStore(o.resource, o.resourceUrl, o.opTimeoutMs);
   const client = connect({ endpoints: o.endpoints, callTimeoutMs: o.opTimeoutMs });
-  const storage = new StorageClient({ url: o.storageUrl, timeoutMs: o.opTimeoutMs });
   const rng = createPrng(`worker:${o.seed}:${o.worker}`);
   let nextId = 0;
   let session: Session | undefined;
@@ -114,6 +117,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   } finally {
     await session?.close().catch(() => {});
     await client.close().catch(() => {});
+    await store.close();
   }
 
   async function cycle(key: string, fence: string, token: bigint): Promise<void> {
@@ -121,15 +125,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     const readId = begin("read", { key, fence, token: tokenToEvent(token), fenced: readFenced });
     let text: string | null;
     try {
-      const buf = await storage.read(key, {
-        fence,
-        timeoutMs: o.opTimeoutMs,
-        ...(readFenced ? { token } : {}),
-      });
-      text = buf === null ? null : buf.toString("utf8");
+      text = await store.read(key, fence, readFenced ? token : undefined);
       end(readId, "ok", { value: text });
     } catch (err) {
-      end(readId, err instanceof StaleTokenError ? "fail" : "info", { error: codeOf(err) });
+      end(readId, store.outcomeOf(err), { error: codeOf(err) });
       return;
     }
     const decoded = decodeValue(text);
@@ -141,10 +140,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     const value = encodeValue(counter, `${o.worker}:${writeId}`);
     begin("write", { key, fence, token: tokenToEvent(token), fenced: writeFenced, value });
     try {
-      await storage.write(key, value, { fence, timeoutMs: o.opTimeoutMs, ...(writeFenced ? { token } : {}) });
+      await store.write(key, fence, writeFenced ? token : undefined, value);
       end(writeId, "ok");
     } catch (err) {
-      end(writeId, err instanceof StaleTokenError ? "fail" : "info", { error: codeOf(err) });
+      end(writeId, store.outcomeOf(err), { error: codeOf(err) });
     }
   }
 }

@@ -96,6 +96,14 @@ describe("fencelock torture flags", () => {
     assert.deepEqual(options.faults, ["pause", "kill", "etcd-member", "storage-restart", "partition"]);
     assert.equal(options.seed, "9");
     assert.equal(report, "r.json");
+    assert.equal(options.resource, "storage");
+  });
+
+  it("takes --resource, and the faults its server allows", () => {
+    const { options } = optionsFromArgs(["--resource", "postgres", "--faults", "all"]);
+    assert.equal(options.resource, "postgres");
+    assert.deepEqual(options.faults, ["pause", "kill", "lockd-restart", "partition", "postgres-restart"]);
+    assert.equal(optionsFromArgs(["--resource", "sqlite"]).options.resource, "sqlite");
   });
 
   it("rejects bad flags with exit code 2 and starts nothing", async () => {
@@ -105,6 +113,9 @@ describe("fencelock torture flags", () => {
       ["--mode", "sloppy"],
       ["--faults", "meteor"],
       ["--faults", "etcd-member"],
+      ["--resource", "mysql"],
+      ["--resource", "sqlite", "--faults", "postgres-restart"],
+      ["--resource", "postgres", "--faults", "storage-restart"],
       ["--duration", "forever"],
       ["--unknown"],
       ["positional"],

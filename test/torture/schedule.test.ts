@@ -76,10 +76,33 @@ describe("fault schedule", () => {
     assert.deepEqual(parseFaults("none", "etcd"), []);
     assert.deepEqual(
       parseFaults("all", "etcd"),
-      FAULT_KINDS.filter((k) => k !== "lockd-restart"),
+      FAULT_KINDS.filter((k) => k !== "lockd-restart" && k !== "postgres-restart"),
     );
     assert.throws(() => parseFaults("pause,bogus", "lockd"), TortureConfigError);
     assert.throws(() => parseFaults("etcd-member", "lockd"), /needs the etcd backend/);
     assert.throws(() => parseFaults("lockd-restart", "etcd"), /needs the lockd backend/);
+  });
+
+  it("parses --faults against the resource: a server restart only where there is that server", () => {
+    assert.deepEqual(parseFaults("all", "lockd", "postgres"), [
+      "pause",
+      "kill",
+      "lockd-restart",
+      "partition",
+      "postgres-restart",
+    ]);
+    assert.deepEqual(parseFaults("all", "lockd", "sqlite"), ["pause", "kill", "lockd-restart", "partition"]);
+    assert.throws(() => parseFaults("postgres-restart", "lockd"), /needs --resource postgres/);
+    assert.throws(() => parseFaults("postgres-restart", "lockd", "sqlite"), /needs --resource postgres/);
+    assert.throws(() => parseFaults("storage-restart", "lockd", "postgres"), /needs --resource storage/);
+  });
+
+  it("plans PostgreSQL crash-restarts like storage restarts", () => {
+    const faults = planFaults({ ...base, kinds: ["postgres-restart"] });
+    assert.ok(faults.length > 0);
+    for (const f of faults) {
+      assert.equal(f.kind, "postgres-restart");
+      assert.ok(f.durationMs >= 200 && f.durationMs <= 1500);
+    }
   });
 });

@@ -14,6 +14,8 @@ import {
   type LockScope,
   type Mode,
   parseFaults,
+  RESOURCE_KINDS,
+  type ResourceKind,
   runTorture,
   summaryText,
   TortureConfigError,
@@ -26,16 +28,20 @@ export const summary = "fault injection across real processes, and a checker of 
 
 const HELP = `usage: fencelock torture [flags]
 
-Starts a storage server, a lock service and N worker processes that loop lock → read counter → +1 →
-write → unlock, injects faults on a seeded schedule, then checks the history for violations.
+Starts the resource holding the counters, a lock service and N worker processes that loop lock →
+read counter → +1 → write → unlock, injects faults on a seeded schedule, then checks the history for
+violations.
 
   --clients N          worker processes (default ${DEFAULT_OPTIONS.clients})
   --keys K             counters (default ${DEFAULT_OPTIONS.keys})
   --lock per-key|one   a lock (and fence) per key, or one for all keys (default per-key)
   --mode M             unfenced | write-fenced | fenced (default fenced)
   --faults LIST        comma list of pause, kill, lockd-restart, etcd-member, storage-restart,
-                       partition; or all, or none (default none)
+                       partition, postgres-restart; or all, or none (default none)
   --backend B          lockd | etcd (a three-member cluster) (default lockd)
+  --resource R         where the counters live: storage (the fenced storage server), postgres (a
+                       table in a real PostgreSQL) or sqlite (a shared file), the last two behind
+                       the fencing guard (default storage)
   --duration T         e.g. 60s, 2m, 90000ms (default 30s)
   --seed S             same seed, same fault schedule (default: a new one, printed)
   --ttl SECONDS        the workers' lease TTL (default ${DEFAULT_OPTIONS.ttl})
@@ -94,13 +100,15 @@ export function optionsFromArgs(argv: string[]): {
   }
   const v = parsed.values;
   const backend = oneOf<Backend>(v.backend, ["lockd", "etcd"], DEFAULT_OPTIONS.backend, "--backend");
+  const resource = oneOf<ResourceKind>(v.resource, RESOURCE_KINDS, DEFAULT_OPTIONS.resource, "--resource");
   const options: TortureOptions = {
     backend,
+    resource,
     clients: integer(v.clients, DEFAULT_OPTIONS.clients, "--clients"),
     keys: integer(v.keys, DEFAULT_OPTIONS.keys, "--keys"),
     scope: oneOf<LockScope>(v.lock, ["per-key", "one"], DEFAULT_OPTIONS.scope, "--lock"),
     mode: oneOf<Mode>(v.mode, ["unfenced", "write-fenced", "fenced"], DEFAULT_OPTIONS.mode, "--mode"),
-    faults: parseFaults(v.faults ?? "none", backend),
+    faults: parseFaults(v.faults ?? "none", backend, resource),
     durationMs:
       v.duration === undefined ? DEFAULT_OPTIONS.durationMs : parseDuration(v.duration, "--duration"),
     seed: v.seed ?? String(Date.now() % 1_000_000),
@@ -139,6 +147,7 @@ function parse(argv: string[]) {
       mode: { type: "string" },
       faults: { type: "string" },
       backend: { type: "string" },
+      resource: { type: "string" },
       duration: { type: "string" },
       seed: { type: "string" },
       ttl: { type: "string" },
@@ -170,7 +179,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const o = args.options;
   console.log(
-    `torture: mode ${o.mode}, backend ${o.backend}, ${o.clients} clients, faults ${o.faults.join(",") || "none"}, ${o.durationMs / 1000} s, seed ${o.seed}`,
+    `torture: mode ${o.mode}, backend ${o.backend}, resource ${o.resource}, ${o.clients} clients, faults ${o.faults.join(",") || "none"}, ${o.durationMs / 1000} s, seed ${o.seed}`,
   );
   const progress = args.quiet ? undefined : createProgress(process.stderr);
   const stop = new AbortController();
