@@ -1,7 +1,12 @@
 /**
- * What every subcommand's flag parsing shares: a mistyped flag answered with the nearest real one, and
- * durations written the same way everywhere (`3s`, `500ms`, `2m`; a bare number is seconds).
+ * What every subcommand's flag parsing shares, so the commands speak one vocabulary: a mistyped flag
+ * answered with the nearest real one, durations written the same way everywhere (`3s`, `500ms`, `2m`; a
+ * bare number is seconds), `--listen HOST:PORT`, one rule for where servers keep their data, and output
+ * paths checked before a run starts.
  */
+import { accessSync, constants, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 
 /** Edit distance between two short strings (flag names). */
@@ -66,5 +71,40 @@ export function parseFlags<const T extends ParseArgsConfig>(config: T): ReturnTy
     return parseArgs(config);
   } catch (err) {
     throw new Error(flagError(err, config.options ?? {}), { cause: err });
+  }
+}
+
+/** Parses `--listen HOST:PORT` (`[v6]:PORT` too); `undefined` when malformed or the port is over 65535. */
+export function parseListen(listen: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  return port <= 65535 ? { host: (m[1] ?? m[2]) as string, port } : undefined;
+}
+
+/**
+ * Where a server keeps its data unless told otherwise, the one rule for every fencelock server:
+ * `$XDG_STATE_HOME/fencelock/<server>`, else `~/.local/state/fencelock/<server>`.
+ */
+export function defaultDataDir(server: "lockd" | "storage" | "cluster"): string {
+  const state = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+  return join(state, "fencelock", server);
+}
+
+/**
+ * Checks, before a run starts, that an output file can be written: its directory exists and is writable,
+ * and the path is not a directory. Returns why not, or `undefined` when it can.
+ */
+export function unwritablePath(path: string): string | undefined {
+  const full = resolve(path);
+  try {
+    if (statSync(full, { throwIfNoEntry: false })?.isDirectory()) return `${path} is a directory`;
+    accessSync(dirname(full), constants.W_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    return code === "ENOENT"
+      ? `the directory ${dirname(full)} does not exist`
+      : `cannot write to ${dirname(full)}`;
   }
 }

@@ -57,11 +57,11 @@ export async function startStorage(options: StorageOptions = {}): Promise<Storag
   const dataDir = options.memory ? undefined : (options.dataDir ?? temp?.path);
 
   const start = async (port: number): Promise<Child<{ host: string; port: number }>> => {
-    const args = [CLI_PATH, "storage", "--host", "127.0.0.1", "--port", String(port)];
+    const args = [CLI_PATH, "storage", "--listen", `127.0.0.1:${port}`];
     if (dataDir === undefined) args.push("--memory");
     else args.push("--data", dataDir);
     if (options.allowUnfenced) args.push("--allow-unfenced");
-    if (options.synchronous) args.push("--synchronous", options.synchronous);
+    if (options.synchronous) args.push("--sync", options.synchronous);
     return launch({
       name: "storage",
       command: process.execPath,

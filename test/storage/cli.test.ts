@@ -42,8 +42,10 @@ test("--help prints the flags and exits 0; bad flags exit 2 with a message", asy
   const help = await cli(["storage", "--help"]);
   assert.equal(help.code, 0);
   const flags = [
+    "--listen",
     "--host",
     "--port",
+    "--sync",
     "--data",
     "--memory",
     "--allow-unfenced",
@@ -56,11 +58,16 @@ test("--help prints the flags and exits 0; bad flags exit 2 with a message", asy
     assert.ok(help.out.includes(flag), flag);
   }
   const bad: [string[], RegExp][] = [
-    [["--bogus"], /Unknown option '--bogus'/],
+    [["--bogus"], /unknown flag --bogus/],
+    [["--memroy"], /unknown flag --memroy; did you mean --memory\?/],
+    [["--listen", "127.0.0.1"], /--listen must be HOST:PORT/],
+    [["--listen", "127.0.0.1:1", "--port", "2"], /not both/],
+    [["--memory", "--sync", "full"], /--memory keeps nothing on disk/],
+    [["--sync", "full", "--synchronous", "full"], /alias/],
     [["--port", "http"], /--port must be 0\.\.65535/],
     [["--port", "70000"], /--port must be 0\.\.65535/],
     [["--memory", "--data", "/tmp/x"], /exclude each other/],
-    [["--synchronous", "sometimes"], /--synchronous must be normal or full/],
+    [["--synchronous", "sometimes"], /--sync must be normal or full/],
     [["--audit-keep", "0"], /--audit-keep must be a whole number of entries >= 1, got 0/],
     [["--audit-keep", "many"], /--audit-keep must be a whole number/],
     [["--audit-keep", "1e3"], /--audit-keep must be a whole number/],

@@ -3,8 +3,8 @@
  * requests and closes the database.
  */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { createStorageServer, type StorageServer } from "../../storage/index.js";
+import { defaultDataDir, parseFlags, parseListen } from "../flags.js";
 import { runFence } from "./storage-fence.js";
 
 /** One line for `fencelock --help`. */
@@ -24,12 +24,15 @@ real fencing token on a multi-member etcd cluster (each member grants IDs with i
 ID written to a fence also outranks every later revision token: fencelock storage fence reset NAME.
 
 flags:
-  --host H            address to bind (default 127.0.0.1)
-  --port N            port to bind, 0 for a free one (default 8080)
-  --data DIR          database directory (default .fencelock/storage)
+  --listen HOST:PORT  address to serve on (default 127.0.0.1:8080; port 0 picks a free one);
+                      --host H and --port N are the same, kept as aliases
+  --data DIR          database directory (default $XDG_STATE_HOME/fencelock/storage, else
+                      ~/.local/state/fencelock/storage: where every fencelock server keeps its data)
   --memory            throwaway in-memory store instead of --data
-  --synchronous M     normal (default: a reply means the write survives kill -9 of this process)
-                      or full (also survives an OS crash or power loss; slower)
+  --sync normal|full  normal (default): a reply means the write survives kill -9 of this process,
+                      the failure fencing is about; full: also an OS crash or power loss, at a much
+                      lower write rate (lockd defaults to full: a lock service that lost revisions
+                      to a power cut could hand out a token twice). --synchronous is an alias
   --allow-unfenced    accept writes without a fencing token (unsafe; for the demo)
   --auth-token-file F require Authorization: Bearer <token> on every request but /healthz, the
                       token being the contents of file F (one trailing newline dropped)
@@ -54,26 +57,38 @@ export async function run(argv: string[]): Promise<number> {
   try {
     values = parse(argv).values;
   } catch (err) {
-    console.error(`fencelock storage: ${(err as Error).message}\n\n${HELP}`);
+    console.error(`fencelock storage: ${(err as Error).message}\n(fencelock storage --help for the flags)`);
     return 2;
   }
   if (values.help) {
     console.log(HELP);
     return 0;
   }
-  const port = Number(values.port ?? "8080");
-  if (!/^[0-9]{1,5}$/.test(values.port ?? "8080") || port > 65535) {
-    console.error(`fencelock storage: --port must be 0..65535, got ${values.port}`);
+  const usage = (message: string) => {
+    console.error(`fencelock storage: ${message}\n(fencelock storage --help for the flags)`);
     return 2;
+  };
+  if (values.listen !== undefined && (values.host !== undefined || values.port !== undefined)) {
+    return usage("give --listen HOST:PORT, or its aliases --host and --port, not both");
   }
-  if (values.memory && values.data !== undefined) {
-    console.error("fencelock storage: --data and --memory exclude each other");
-    return 2;
+  const listen = parseListen(values.listen ?? `${values.host ?? "127.0.0.1"}:${values.port ?? "8080"}`);
+  if (!listen) {
+    return usage(
+      values.listen !== undefined
+        ? `--listen must be HOST:PORT with a port 0..65535, got ${values.listen}`
+        : `--port must be 0..65535, got ${values.port}`,
+    );
   }
-  const synchronous = values.synchronous ?? "normal";
+  if (values.memory && values.data !== undefined) return usage("--data and --memory exclude each other");
+  if (values.sync !== undefined && values.synchronous !== undefined) {
+    return usage("--synchronous is an alias of --sync: give one");
+  }
+  const synchronous = values.sync ?? values.synchronous ?? "normal";
   if (synchronous !== "normal" && synchronous !== "full") {
-    console.error(`fencelock storage: --synchronous must be normal or full, got ${synchronous}`);
-    return 2;
+    return usage(`--sync must be normal or full, got ${synchronous}`);
+  }
+  if (values.memory && (values.sync ?? values.synchronous) !== undefined) {
+    return usage("--sync says how writes reach the disk; --memory keeps nothing on disk: give one");
   }
   const token = authToken(values);
   if (!token.ok) {
@@ -92,7 +107,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     server = createStorageServer({
       memory: values.memory ?? false,
-      dataDir: values.data,
+      dataDir: values.data ?? defaultDataDir("storage"),
       synchronous,
       allowUnfenced: values["allow-unfenced"] ?? false,
       authToken: token.value,
@@ -105,11 +120,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   let address: { host: string; port: number };
   try {
-    address = await server.listen(port, values.host ?? "127.0.0.1");
+    address = await server.listen(listen.port, listen.host);
   } catch (err) {
     await server.close();
     console.error(
-      `fencelock storage: cannot listen on ${values.host ?? "127.0.0.1"}:${port}: ${(err as Error).message}`,
+      `fencelock storage: cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}`,
     );
     return 1;
   }
@@ -130,15 +145,17 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     strict: true,
     allowPositionals: false,
     options: {
+      listen: { type: "string" },
       host: { type: "string" },
       port: { type: "string" },
       data: { type: "string" },
       memory: { type: "boolean" },
+      sync: { type: "string" },
       synchronous: { type: "string" },
       "allow-unfenced": { type: "boolean" },
       "auth-token": { type: "string" },
