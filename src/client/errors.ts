@@ -145,3 +145,30 @@ export class EtcdError extends FencelockError {
     super("ETCD_ERROR", details || `gRPC status ${grpcCode}`, options);
   }
 }
+
+/** `election.leader()` found no candidate: nobody leads the election now. */
+export class NoLeaderError extends FencelockError {
+  constructor(readonly election: string) {
+    super("NO_LEADER", `election "${election}" has no leader`);
+  }
+}
+
+/**
+ * The candidate's key no longer has this leadership's create revision (its token): the lease ended, the
+ * leader resigned, or someone deleted the key. `proclaim()` wrote nothing; `leadership.signal` aborts with it.
+ */
+export class NotLeaderError extends FencelockError {
+  constructor(
+    readonly key: string,
+    readonly token: bigint,
+  ) {
+    super("NOT_LEADER", `${key} (token ${token}) no longer leads; nothing was written`);
+  }
+}
+
+/** The reason `leadership.signal` aborts with after `resign()`. */
+export class ResignedError extends FencelockError {
+  constructor(readonly key: string) {
+    super("RESIGNED", `${key} resigned`);
+  }
+}

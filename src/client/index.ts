@@ -13,6 +13,7 @@ export {
   type WithLockOptions,
 } from "./client.js";
 export { LOCK_CHANNEL, type LockEvent } from "./diagnostics.js";
+export { type CampaignOptions, Election, type LeaderOptions } from "./election.js";
 export {
   AbortedError,
   CallTimeoutError,
@@ -27,6 +28,9 @@ export {
   LockNotHeldError,
   LockReleasedError,
   LockTimeoutError,
+  NoLeaderError,
+  NotLeaderError,
+  ResignedError,
   type SessionEndReason,
   SessionExpiredError,
 } from "./errors.js";
@@ -39,7 +43,9 @@ export {
   MAX_GUARDED_OPS,
 } from "./guarded-txn.js";
 export { lockKey, lockPrefix } from "./keys.js";
+export { Leadership } from "./leadership.js";
 export { Lock } from "./lock.js";
 export { type LockOptions, Mutex } from "./mutex.js";
+export type { LeaderInfo } from "./observe.js";
 export { Session, type SessionOptions } from "./session.js";
 export type { AuthOptions, TlsOptions } from "./transport.js";

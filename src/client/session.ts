@@ -12,6 +12,7 @@ import type {
   LeaseKeepAliveResponse,
   LeaseTimeToLiveResponse,
 } from "../proto/types.js";
+import { Election } from "./election.js";
 import {
   EtcdError,
   InvalidArgumentError,
@@ -131,6 +132,15 @@ export class Session {
   /** A mutex named `name` using this session's lease. Cheap; mutexes of the same name share a local queue. */
   mutex(name: string): Mutex {
     return new Mutex(this, name);
+  }
+
+  /**
+   * The election `prefix` with this session's lease as candidate: etcd's layout, so `etcdctl elect` and Go
+   * candidates take part. Cheap; an election shares its local queue with a mutex of the same name (they
+   * share keys too).
+   */
+  election(prefix: string): Election {
+    return new Election(this, prefix);
   }
 
   /**
