@@ -47,5 +47,7 @@ export { Leadership } from "./leadership.js";
 export { Lock } from "./lock.js";
 export { type LockOptions, Mutex } from "./mutex.js";
 export type { LeaderInfo } from "./observe.js";
+export { RWLock, type RWLockOptions } from "./rwlock.js";
+export { Semaphore, type SemaphoreOptions } from "./semaphore.js";
 export { Session, type SessionOptions } from "./session.js";
 export type { AuthOptions, TlsOptions } from "./transport.js";

@@ -8,17 +8,11 @@
  * is repeated.
  */
 import { fromWire, toWire } from "../proto/int64.js";
-import {
-  EventType,
-  type KeyValue,
-  type RangeResponse,
-  type WatchRequest,
-  type WatchResponse,
-} from "../proto/types.js";
-import { AbortedError, CompactedError, EtcdError } from "./errors.js";
-import { isRetryable } from "./grpc-errors.js";
+import { EventType, type KeyValue, type RangeResponse } from "../proto/types.js";
+import { AbortedError } from "./errors.js";
 import { type LockKeys, oldestRange } from "./kv.js";
-import type { OpenStream, Transport } from "./transport.js";
+import { PrefixWatch, pause } from "./prefix-watch.js";
+import type { Transport } from "./transport.js";
 
 /** One leader as `leader()` and `observe()` report it. */
 export interface LeaderInfo {
@@ -33,12 +27,6 @@ export interface LeaderInfo {
   /** The lease the key is under. */
   leaseId: bigint;
 }
-
-/** Pause before watching again after the stream broke, in ms. */
-const REWATCH_DELAY_MS = 50;
-
-/** Responses buffered before the stream is paused until the observer catches up. */
-const MAX_BUFFERED = 64;
 
 /** @internal */
 export function leaderOf(kv: KeyValue): LeaderInfo {
@@ -122,138 +110,5 @@ export async function* observeLeaders(
       watch.close();
     }
     await pause(stop);
-  }
-}
-
-function pause(signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(done, REWATCH_DELAY_MS);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
-
-/**
- * One watch stream on the prefix from `start`, turned into a pull: `next()` resolves to the next response
- * with events, `"again"` when the stream broke or its member was left (watch again), `"compacted"` when
- * `start` was compacted away. Rejects with `AbortedError` on abort and with a non-retryable stream error.
- */
-class PrefixWatch {
-  private stream: OpenStream<WatchRequest, WatchResponse> | undefined;
-  private readonly buffer: WatchResponse[] = [];
-  private end: "again" | "compacted" | { error: unknown } | undefined;
-  private wake: (() => void) | undefined;
-  private closed = false;
-  private readonly opening: Promise<void>;
-  private stopFollowing: () => void = () => {};
-  private readonly onAbort = () => this.finish({ error: new AbortedError("observe", this.signal.reason) });
-
-  constructor(
-    private readonly transport: Transport,
-    private readonly keys: LockKeys,
-    private readonly start: bigint,
-    private readonly signal: AbortSignal,
-  ) {
-    signal.addEventListener("abort", this.onAbort, { once: true });
-    this.opening = this.open();
-  }
-
-  private async open(): Promise<void> {
-    let stream: OpenStream<WatchRequest, WatchResponse>;
-    try {
-      stream = await this.transport.stream<WatchRequest, WatchResponse>("Watch", "Watch", this.signal);
-    } catch (err) {
-      this.finish(isRetryable(err) ? "again" : { error: err });
-      return;
-    }
-    if (this.closed) {
-      stream.call.on("error", () => {});
-      stream.call.cancel();
-      return;
-    }
-    this.stream = stream;
-    const { call } = stream;
-    this.stopFollowing = this.transport.onFailover((from) => {
-      if (from === stream.endpoint) this.finish("again");
-    });
-    call.on("data", (res: WatchResponse) => {
-      if (res.canceled) {
-        this.finish(
-          fromWire(res.compact_revision) > 0n
-            ? "compacted"
-            : { error: new EtcdError(2, `watch canceled: ${res.cancel_reason}`) },
-        );
-        return;
-      }
-      this.buffer.push(res);
-      if (this.buffer.length >= MAX_BUFFERED) call.pause();
-      this.notify();
-    });
-    call.on("error", (raw: unknown) => {
-      const err = stream.fail(raw);
-      this.finish(err instanceof CompactedError ? "compacted" : isRetryable(err) ? "again" : { error: err });
-    });
-    call.on("end", () => this.finish("again"));
-    call.write({
-      create_request: {
-        key: this.keys.prefix,
-        range_end: this.keys.rangeEnd,
-        start_revision: toWire(this.start),
-      },
-    });
-  }
-
-  async next(): Promise<WatchResponse | "again" | "compacted"> {
-    await this.opening;
-    for (;;) {
-      const res = this.buffer.shift();
-      if (res) {
-        if (this.buffer.length < MAX_BUFFERED / 2) this.stream?.call.resume();
-        return res;
-      }
-      const end = this.end;
-      if (end !== undefined) {
-        if (typeof end === "object") throw end.error;
-        return end;
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-    }
-  }
-
-  /** Stops the stream; events already buffered are still handed out, then the end. */
-  private finish(end: "again" | "compacted" | { error: unknown }): void {
-    if (this.end !== undefined) return;
-    // An abort wins over buffered events: the observer stops at once.
-    if (typeof end === "object" && end.error instanceof AbortedError) this.buffer.length = 0;
-    this.end = end;
-    this.close();
-    this.notify();
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  /** Closes the stream and removes every listener. Safe to call twice. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.signal.removeEventListener("abort", this.onAbort);
-    this.stopFollowing();
-    const stream = this.stream;
-    if (!stream) return;
-    stream.call.removeAllListeners("data");
-    stream.call.removeAllListeners("end");
-    stream.call.removeAllListeners("error");
-    stream.call.on("error", () => {});
-    stream.call.cancel();
   }
 }

@@ -22,6 +22,8 @@ import {
 } from "./errors.js";
 import { LocalQueue } from "./local-queue.js";
 import { Mutex } from "./mutex.js";
+import { RWLock } from "./rwlock.js";
+import { Semaphore } from "./semaphore.js";
 import type { OpenStream, Transport } from "./transport.js";
 
 /** Options of `client.session()`. */
@@ -141,6 +143,19 @@ export class Session {
    */
   election(prefix: string): Election {
     return new Election(this, prefix);
+  }
+
+  /** A read-write lock named `name` using this session's lease. Cheap. Use names apart from mutexes'. */
+  rwlock(name: string): RWLock {
+    return new RWLock(this, name);
+  }
+
+  /**
+   * A counting semaphore named `name` with `permits` permits, using this session's lease. Cheap. Throws
+   * `InvalidArgumentError` for an empty name or a `permits` that is not a whole number from 1 to 1000000.
+   */
+  semaphore(name: string, permits: number): Semaphore {
+    return new Semaphore(this, name, permits);
   }
 
   /**
