@@ -1,6 +1,7 @@
 /**
- * fencelock's lock client: sessions (one lease, kept alive, with a loss signal) and fair mutexes whose
- * holders get fencing tokens. Speaks the etcd v3 gRPC API, so it runs against etcd and against lockd.
+ * fencelock's lock client: sessions (one lease, kept alive, with a loss signal) and, on them, fair mutexes,
+ * leader elections, read-write locks and semaphores whose holders get fencing tokens. Speaks the etcd v3
+ * gRPC API, so it runs against etcd and against lockd.
  */
 import "./dispose.js";
 
