@@ -10,6 +10,7 @@
 import "./dispose.js";
 import { fromWire } from "../proto/int64.js";
 import type { KeyValue } from "../proto/types.js";
+import { publish } from "./diagnostics.js";
 import {
   AbortedError,
   ClientClosedError,
@@ -148,7 +149,8 @@ export class Election {
           if (!put.succeeded) throw new LockLostError(this.key);
         }
       }
-      for (;;) {
+      const myRevision = revision;
+      for (let queued = false; ; queued = true) {
         const found = await txn(
           this.transport,
           predecessorTxn(this.keys, revision),
@@ -163,14 +165,16 @@ export class Election {
         }
         const predecessor = found.responses[0]?.response_range?.kvs[0];
         if (!predecessor) break;
+        if (!queued) publish({ event: "queued", name: this.prefix, key: this.key, revision });
         await waitForDelete(
           this.transport,
           predecessor.key,
           fromWire(predecessor.create_revision),
           wait.signal,
-          () => {},
+          () => publish({ event: "wake", name: this.prefix, key: this.key, revision: myRevision }),
         );
       }
+      publish({ event: "acquired", name: this.prefix, key: this.key, revision });
       return new Leadership(this.session, this.keys, revision, () => {
         queue.leave();
         this.session.releaseQueue(this.prefix);
@@ -179,6 +183,7 @@ export class Election {
       const err =
         raw instanceof AbortedError && wait.signal.aborted ? wait.reason() : this.session.failed(raw);
       if (keyMayExist) await this.removeKey(revision);
+      publish({ event: "cancelled", name: this.prefix, key: this.key, revision: revision ?? 0n });
       queue.leave();
       this.session.releaseQueue(this.prefix);
       throw err;

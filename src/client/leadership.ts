@@ -4,6 +4,7 @@
  * last is seen by watching the key itself, started only once someone asks for the signal.
  */
 import "./dispose.js";
+import { publish } from "./diagnostics.js";
 import { InvalidArgumentError, NotLeaderError, ResignedError } from "./errors.js";
 import { type Bytes, bytes } from "./guarded-txn.js";
 import { deleteIfTxn, type LockKeys, putIfTxn, txn } from "./kv.js";
@@ -125,5 +126,7 @@ export class Leadership {
         this.giveTurn();
       }
     }
+    const name = this.keys.prefix.subarray(0, -1).toString();
+    publish({ event: "released", name, key: this.key, revision: this.token });
   }
 }

@@ -16,6 +16,7 @@
 import "./dispose.js";
 import { fromWire } from "../proto/int64.js";
 import type { TxnResponse } from "../proto/types.js";
+import { publish } from "./diagnostics.js";
 import { AbortedError, ClientClosedError, InvalidArgumentError, LockLostError } from "./errors.js";
 import { lockPrefix, prefixRangeEnd } from "./keys.js";
 import { acquireTxn, attemptNonce, deleteIfTxn, type LockKeys, predecessorTxn, txn } from "./kv.js";
@@ -90,7 +91,8 @@ export class RWLock {
       try {
         keyMayExist = true;
         revision = await this.enqueue(own, wait);
-        for (;;) {
+        const myRevision = revision;
+        for (let queued = false; ; queued = true) {
           const found = await txn(
             this.transport,
             predecessorTxn(blockers, revision),
@@ -104,14 +106,16 @@ export class RWLock {
           }
           const predecessor = found.responses[0]?.response_range?.kvs[0];
           if (!predecessor) break;
+          if (!queued) publish({ event: "queued", name: this.name, key, revision });
           await waitForDelete(
             this.transport,
             predecessor.key,
             fromWire(predecessor.create_revision),
             wait.signal,
-            () => {},
+            () => publish({ event: "wake", name: this.name, key, revision: myRevision }),
           );
         }
+        publish({ event: "acquired", name: this.name, key, revision });
         return new Lock(this.session, this.name, key, own, revision, () => {
           queue.leave();
           this.session.releaseQueue(key);
@@ -120,6 +124,7 @@ export class RWLock {
         const err =
           raw instanceof AbortedError && wait.signal.aborted ? wait.reason() : this.session.failed(raw);
         if (keyMayExist) await this.removeKey(own, revision);
+        publish({ event: "cancelled", name: this.name, key, revision: revision ?? 0n });
         queue.leave();
         this.session.releaseQueue(key);
         throw err;

@@ -16,6 +16,7 @@
 import "./dispose.js";
 import { fromWire, toWire } from "../proto/int64.js";
 import { CompareResult, CompareTarget, type RangeResponse, type TxnRequest } from "../proto/types.js";
+import { publish } from "./diagnostics.js";
 import { AbortedError, ClientClosedError, InvalidArgumentError, LockLostError } from "./errors.js";
 import { lockPrefix, prefixRangeEnd } from "./keys.js";
 import { type LockKeys, txn } from "./kv.js";
@@ -89,6 +90,7 @@ export class Semaphore {
       }
       try {
         const token = await this.take(head, wait);
+        publish({ event: "acquired", name: this.name, key, revision: token });
         return new Lock(this.session, this.name, key, this.holders, token, release);
       } catch (raw) {
         const err =
@@ -119,17 +121,19 @@ export class Semaphore {
         { key: this.holders.prefix, range_end: this.holders.rangeEnd, count_only: true },
         { signal: wait.signal, deadline: wait.deadline, idempotent: true },
       );
+      const key = this.holders.key.toString();
       if (fromWire(count.count) < BigInt(this.permits)) {
         const res = await txn(this.transport, this.putHolderTxn(head), wait.signal, wait.deadline);
         if (!res.succeeded) throw new LockLostError(head.key);
         return fromWire(res.header?.revision);
       }
+      publish({ event: "queued", name: this.name, key, revision: 0n });
       await waitForPrefixDelete(
         this.transport,
         this.holders,
         fromWire(count.header?.revision),
         wait.signal,
-        () => {},
+        () => publish({ event: "wake", name: this.name, key, revision: 0n }),
       );
     }
   }
