@@ -205,10 +205,8 @@ out.push(
 out.push(
   "  election and writers wait on one key (target 1.00). rwlock readers released together by one writer",
 );
-out.push(
-  "  each get that writer's event. A semaphore hand-over wakes the head of the line on the release and",
-);
-out.push("  then the next in line when the head leaves the line: 2.00 by design.");
+out.push("  each get that writer's event. A semaphore waiter wakes once to become the head of the line, and");
+out.push("  once more only if every permit is taken then, on the release of one (so between 1.00 and 2.00).");
 out.push(
   "FIFO violation: an acquisition that overtook a waiter the server already knew was waiting before the",
 );
