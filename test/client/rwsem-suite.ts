@@ -14,6 +14,7 @@ import {
   type LockClient,
   LockTimeoutError,
   type Session,
+  SessionExpiredError,
 } from "../../src/client/index.js";
 import { type RawEtcd, rawEtcd, until, within } from "./raw.js";
 import type { Backend } from "./suite.js";
@@ -176,6 +177,42 @@ export function rwlockSemaphoreSuite(backend: string, start: () => Promise<Backe
       assert.throws(() => a.semaphore(name, 1.5), InvalidArgumentError);
       assert.throws(() => a.rwlock(""), InvalidArgumentError);
       await closeAll([a, b]);
+    });
+
+    it("a waiter of either whose session ends stops with SessionExpiredError and leaves no key", async () => {
+      const name = freshName("ends");
+      const [a, b, d] = (await sessions(3)) as [Session, Session, Session];
+      const writer = await a.rwlock(name).writeLock();
+      const reader = b.rwlock(name).readLock();
+      await until("reader queued", async () => (await raw.keys(name)).length === 2);
+      const sem = freshName("ends-sem");
+      const permit = await a.semaphore(sem, 1).acquire();
+      const head = d.semaphore(sem, 1).acquire();
+      await until("head queued", async () => (await raw.keys(`${sem}/queue`)).length === 1);
+      await Promise.all([raw.revoke(b.leaseId), raw.revoke(d.leaseId)]);
+      const errors = await within(
+        "both waiters to stop",
+        Promise.all(
+          [reader, head].map((p) =>
+            p.then(
+              () => undefined,
+              (e: unknown) => e,
+            ),
+          ),
+        ),
+      );
+      for (const err of errors) assert.ok(err instanceof SessionExpiredError, String(err));
+      assert.deepEqual(
+        (await raw.keys(name)).map((k) => k.key),
+        [writer.key],
+      );
+      assert.deepEqual(await raw.keys(`${sem}/queue`), []);
+      assert.deepEqual(
+        (await raw.keys(`${sem}/holders`)).map((k) => k.key),
+        [permit.key],
+      );
+      await Promise.all([writer.unlock(), permit.unlock()]);
+      await a.close();
     });
 
     for (const mode of ["write", "sem"] as const) {
