@@ -50,16 +50,16 @@ export function flagError(err: unknown, options: Record<string, unknown>): strin
 }
 
 /**
- * Parses a duration: `500ms`, `3s`, `1.5s`, `2m`, or a bare number of seconds. Returns milliseconds, or
- * `undefined` when `text` is none of these or is outside `[minMs, maxMs]`.
+ * Parses a duration: `500ms`, `3s`, `1.5s`, `2m`, `1h`, or a bare number of seconds. Returns milliseconds, or
+ * `undefined` when `text` is none of these or is outside `[minMs, maxMs]` (default: up to 2^31-1 ms, the
+ * longest timer Node runs).
  */
-export function parseDuration(text: string, minMs: number, maxMs: number): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+export function parseDuration(text: string, minMs = 0, maxMs = 2 ** 31 - 1): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   if (!m) return undefined;
-  const n = Number(m[1]);
-  const ms = m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
-  if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) return undefined;
-  return Math.round(ms);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"] ?? 1000;
+  const ms = Math.round(Number(m[1]) * unit);
+  return Number.isFinite(ms) && ms >= minMs && ms <= maxMs ? ms : undefined;
 }
 
 /**
@@ -107,4 +107,10 @@ export function unwritablePath(path: string): string | undefined {
       ? `the directory ${dirname(full)} does not exist`
       : `cannot write to ${dirname(full)}`;
   }
+}
+
+/** A lease TTL: whole seconds from 1 to `maxSeconds`, written `2` or `2s`; `undefined` otherwise. */
+export function parseTtl(text: string, maxSeconds: number): number | undefined {
+  const ms = parseDuration(text, 1000, maxSeconds * 1000);
+  return ms === undefined || ms % 1000 !== 0 ? undefined : ms / 1000;
 }

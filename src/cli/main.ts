@@ -20,6 +20,8 @@ const commands: Record<string, () => Promise<Command>> = {
   cluster: () => import("./commands/cluster.js"),
   torture: () => import("./commands/torture.js"),
   fence: () => import("./commands/fence.js"),
+  lock: () => import("./commands/lock.js"),
+  elect: () => import("./commands/elect.js"),
 };
 
 function usage(): string {

@@ -166,6 +166,33 @@ export class EtcdError extends FencelockError<"ETCD_ERROR"> {
   }
 }
 
+/** `election.leader()` found no candidate: nobody leads the election now. */
+export class NoLeaderError extends FencelockError<"NO_LEADER"> {
+  constructor(readonly election: string) {
+    super("NO_LEADER", `election "${election}" has no leader`);
+  }
+}
+
+/**
+ * The candidate's key no longer has this leadership's create revision (its token): the lease ended, the
+ * leader resigned, or someone deleted the key. `proclaim()` wrote nothing; `leadership.signal` aborts with it.
+ */
+export class NotLeaderError extends FencelockError<"NOT_LEADER"> {
+  constructor(
+    readonly key: string,
+    readonly token: bigint,
+  ) {
+    super("NOT_LEADER", `${key} (token ${token}) no longer leads; nothing was written`);
+  }
+}
+
+/** The reason `leadership.signal` aborts with after `resign()`. */
+export class ResignedError extends FencelockError<"RESIGNED"> {
+  constructor(readonly key: string) {
+    super("RESIGNED", `${key} resigned`);
+  }
+}
+
 /** Every `code` a lock client error can carry. */
 export type ClientErrorCode =
   | "SESSION_EXPIRED"
@@ -181,4 +208,7 @@ export type ClientErrorCode =
   | "ETCD_AUTH"
   | "LEASE_NOT_FOUND"
   | "ETCD_COMPACTED"
-  | "ETCD_ERROR";
+  | "ETCD_ERROR"
+  | "NO_LEADER"
+  | "NOT_LEADER"
+  | "RESIGNED";

@@ -49,7 +49,8 @@ export interface GuardedTxnResult {
 /** The most operations one guarded transaction takes: etcd's default `--max-txn-ops`. */
 export const MAX_GUARDED_OPS = 128;
 
-function bytes(b: unknown, what: string): Buffer {
+/** The bytes of a key or value; throws `InvalidArgumentError` for anything else. */
+export function bytes(b: unknown, what: string): Buffer {
   if (typeof b === "string") return Buffer.from(b, "utf8");
   if (b instanceof Uint8Array) return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   throw new InvalidArgumentError(`${what} must be a string or bytes`);

@@ -1,4 +1,4 @@
-/** The few KV requests the mutex sends, built in one place. */
+/** The few KV requests the mutex and the election send, built in one place. */
 import { randomBytes } from "node:crypto";
 import { toWire } from "../proto/int64.js";
 import {
@@ -86,6 +86,29 @@ export function deleteIfTxn(keys: LockKeys, revision: bigint): TxnRequest {
   return {
     compare: [ownKeyIs(keys, revision)],
     success: [{ request_delete_range: { key: keys.key } }],
+  };
+}
+
+/** Put-if-absent of an election candidate's key; on failure, read it back. A repeat reads our own key. */
+export function campaignTxn(keys: LockKeys, leaseId: bigint, value: Buffer): TxnRequest {
+  return {
+    compare: [
+      { result: CompareResult.EQUAL, target: CompareTarget.CREATE, key: keys.key, create_revision: "0" },
+    ],
+    success: [{ request_put: { key: keys.key, value, lease: toWire(leaseId) } }],
+    failure: [{ request_range: { key: keys.key } }],
+  };
+}
+
+/**
+ * Puts `value` on our key only while it has create revision `revision` (`proclaim()`, and a campaign
+ * taking over its own stale key). A candidate whose key still has it still leads, if it led: nobody can
+ * create an older key.
+ */
+export function putIfTxn(keys: LockKeys, revision: bigint, leaseId: bigint, value: Buffer): TxnRequest {
+  return {
+    compare: [ownKeyIs(keys, revision)],
+    success: [{ request_put: { key: keys.key, value, lease: toWire(leaseId) } }],
   };
 }
 

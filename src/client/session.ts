@@ -12,6 +12,7 @@ import type {
   LeaseKeepAliveResponse,
   LeaseTimeToLiveResponse,
 } from "../proto/types.js";
+import { Election } from "./election.js";
 import {
   EtcdError,
   InvalidArgumentError,
@@ -21,6 +22,8 @@ import {
 } from "./errors.js";
 import { LocalQueue } from "./local-queue.js";
 import { Mutex } from "./mutex.js";
+import { RWLock } from "./rwlock.js";
+import { Semaphore } from "./semaphore.js";
 import type { OpenStream, Transport } from "./transport.js";
 
 /** Options of `client.session()`. */
@@ -131,6 +134,28 @@ export class Session {
   /** A mutex named `name` using this session's lease. Cheap; mutexes of the same name share a local queue. */
   mutex(name: string): Mutex {
     return new Mutex(this, name);
+  }
+
+  /**
+   * The election `prefix` with this session's lease as candidate: etcd's layout, so `etcdctl elect` and Go
+   * candidates take part. Cheap; an election shares its local queue with a mutex of the same name (they
+   * share keys too).
+   */
+  election(prefix: string): Election {
+    return new Election(this, prefix);
+  }
+
+  /** A read-write lock named `name` using this session's lease. Cheap. Use names apart from mutexes'. */
+  rwlock(name: string): RWLock {
+    return new RWLock(this, name);
+  }
+
+  /**
+   * A counting semaphore named `name` with `permits` permits, using this session's lease. Cheap. Throws
+   * `InvalidArgumentError` for an empty name or a `permits` that is not a whole number from 1 to 1000000.
+   */
+  semaphore(name: string, permits: number): Semaphore {
+    return new Semaphore(this, name, permits);
   }
 
   /**

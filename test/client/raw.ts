@@ -29,6 +29,8 @@ export interface RawEtcd {
   put(key: string, value: string): Promise<void>;
   /** The value of one key, or undefined if it does not exist. */
   get(key: string): Promise<string | undefined>;
+  /** Deletes one key, as an operator would with `etcdctl del`. */
+  delete(key: string): Promise<void>;
   /** Revokes a lease, as an operator would with `etcdctl lease revoke`. */
   revoke(leaseId: bigint): Promise<void>;
   close(): void;
@@ -87,6 +89,9 @@ export function rawEtcd(endpoints: string[]): RawEtcd {
     async get(key) {
       const res = await tryAll((p) => call<RangeResponse>(p.kv, "Range", { key: Buffer.from(key) }));
       return res.kvs[0]?.value.toString();
+    },
+    async delete(key) {
+      await tryAll((p) => call(p.kv, "DeleteRange", { key: Buffer.from(key) }));
     },
     async revoke(leaseId) {
       await tryAll((p) => call(p.lease, "LeaseRevoke", { ID: toWire(leaseId) }));

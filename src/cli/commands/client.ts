@@ -9,7 +9,7 @@ import { eventToJson } from "../../demo/events.js";
 import { type PauseMode, parsePause } from "../../demo/pause.js";
 import { logLine } from "../../demo/report.js";
 import { EXIT_CODES, type ResourceChoice, runSeedClient } from "../../demo/seed-client.js";
-import { parseFlags } from "../flags.js";
+import { parseDuration, parseFlags, parseTtl } from "../flags.js";
 import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
@@ -28,7 +28,7 @@ flags:
                      guarded by the fence named --key (fencelock/postgres); needs the pg package
   --lock NAME        lock name (default /lock)
   --key KEY          storage key (default key0)
-  --ttl SECONDS      session lease TTL (default 2)
+  --ttl S            session lease TTL in whole seconds, 2 or 2s (default 2)
   --pause MODE       keypress (default for client 1): a synchronous read of stdin, the whole process
                        stops, keep-alives too, until a key is hit;
                      gc [--garbage N]: allocate N objects (default 1000000), force collections;
@@ -42,7 +42,7 @@ flags:
   --token-source S   revision (default): the lock key's create revision, a real fencing token;
                      lease: the session's lease ID, as contrib/lock's client sends it (to replay it; it
                        increases only on one etcd member or one lockd, never across an etcd cluster)
-  --timeout SECONDS  bound on every wait (default 60)
+  --timeout D        bound on every wait: 60s, 1m, 500ms, or a bare number of seconds (default 60s)
   --json-events      print one JSON event per line (also FENCELOCK_EVENTS=json)
   -h, --help
 
@@ -96,10 +96,13 @@ export async function run(argv: string[]): Promise<number> {
     }
     resource = { kind: "storage", url: storageUrl };
   }
-  const ttl = wholeNumber(values.ttl ?? "2", 1, 3600);
-  if (ttl === undefined) return fail(`--ttl must be whole seconds from 1 to 3600, got "${values.ttl}"`);
-  const timeout = wholeNumber(values.timeout ?? "60", 1, 86_400);
-  if (timeout === undefined) return fail(`--timeout must be whole seconds ≥ 1, got "${values.timeout}"`);
+  const ttl = parseTtl(values.ttl ?? "2", 3600);
+  if (ttl === undefined)
+    return fail(`--ttl must be whole seconds from 1 to 3600 (2 or 2s), got "${values.ttl}"`);
+  const timeoutMs = parseDuration(values.timeout ?? "60s", 1000, 86_400_000);
+  if (timeoutMs === undefined) {
+    return fail(`--timeout must be a duration from 1s to 24h (60s, 1m, 500ms), got "${values.timeout}"`);
+  }
   let pause: PauseMode;
   try {
     pause = parsePause(values.pause ?? (id === 1 ? "keypress" : "none"), values.garbage);
@@ -131,7 +134,7 @@ export async function run(argv: string[]): Promise<number> {
       person: process.stdin.isTTY === true,
       protocol,
       tokenSource,
-      timeoutMs: timeout * 1000,
+      timeoutMs,
       signal,
       emit: (event) => {
         if (readerGone()) return;
@@ -166,10 +169,4 @@ function parse(argv: string[]) {
       help: { type: "boolean", short: "h" },
     },
   });
-}
-
-function wholeNumber(text: string, min: number, max: number): number | undefined {
-  if (!/^\d+$/.test(text)) return undefined;
-  const n = Number(text);
-  return n >= min && n <= max ? n : undefined;
 }

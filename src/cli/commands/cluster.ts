@@ -27,7 +27,11 @@ flags:
                      (default: etcd's contrib/lock ports 2379/22379/32379 and 2380/22380/32380)
   --purge            down: also delete the members' data
   --json             status: print JSON
-  -h, --help         this help`;
+  -h, --help         this help
+
+exit codes: 0 done (status: every member healthy), 1 a member failed to start, status found no cluster
+or a member not healthy, or etcd
+is not installed, 2 bad flags`;
 
 /** What `up` records. */
 interface ClusterState {

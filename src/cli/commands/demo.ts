@@ -9,7 +9,7 @@ import {
   runDemo,
   type ScenarioName,
 } from "../../demo/index.js";
-import { parseFlags } from "../flags.js";
+import { parseFlags, parseTtl, unwritablePath } from "../flags.js";
 import { interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
@@ -32,7 +32,7 @@ flags:
   --etcd             start a local 3-member etcd cluster for the run (needs the etcd binary)
   --pause MODE       how client 1 stops: sigstop (default; the demo sends SIGSTOP/SIGCONT), keypress
                      (the demo presses the key), a duration like 3s, or gc [--garbage N]
-  --ttl SECONDS      lease TTL (default 2)
+  --ttl S            lease TTL in whole seconds, 2 or 2s (default 2)
   --html PATH        where to write the HTML timeline (default fencelock-demo.html)
   --no-html          do not write it
   --json             print events and results as JSON lines, and last {"kind":"html","path"} if a page was written
@@ -85,11 +85,14 @@ export async function run(argv: string[]): Promise<number> {
     return fail((err as Error).message);
   }
   if (pause.kind === "none") return fail("--pause none would show nothing: client 1 must stop");
-  const ttlText = values.ttl ?? "2";
-  if (!/^\d+$/.test(ttlText) || Number(ttlText) < 1 || Number(ttlText) > 60) {
-    return fail(`--ttl must be whole seconds from 1 to 60, got "${ttlText}"`);
+  const ttl = parseTtl(values.ttl ?? "2", 60);
+  if (ttl === undefined) {
+    return fail(`--ttl must be whole seconds from 1 to 60 (2 or 2s), got "${values.ttl}"`);
   }
   if (values.html !== undefined && values["no-html"]) return fail("give --html or --no-html, not both");
+  const htmlPath = values["no-html"] ? null : (values.html ?? "fencelock-demo.html");
+  const unwritable = htmlPath === null ? undefined : unwritablePath(htmlPath);
+  if (unwritable) return fail(`--html ${htmlPath}: ${unwritable}`);
 
   return interruptible(async ({ signal, readerGone }) => {
     try {
@@ -98,8 +101,8 @@ export async function run(argv: string[]): Promise<number> {
         lockService,
         resource,
         pause,
-        ttl: Number(ttlText),
-        htmlPath: values["no-html"] ? null : (values.html ?? "fencelock-demo.html"),
+        ttl,
+        htmlPath,
         json: values.json === true,
         color: !values["no-color"] && process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
         columns: process.stdout.columns,

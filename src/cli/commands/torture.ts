@@ -4,7 +4,6 @@
  * 2 = bad flags, 3 = the harness itself failed.
  */
 import { writeFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import {
   type Backend,
   createProgress,
@@ -22,6 +21,7 @@ import {
   type TortureOptions,
   validateOptions,
 } from "../../torture/index.js";
+import { parseDuration as parseFlagDuration, parseFlags, unwritablePath } from "../flags.js";
 
 /** One line for `fencelock help`. */
 export const summary = "fault injection across real processes, and a checker of the histories";
@@ -58,11 +58,10 @@ Exit code: 0 no violation, 1 violations found, 2 bad flags, 3 the harness failed
 
 /** Parses `90s`, `2m`, `1500ms`, `1h` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new TortureConfigError(`${flag}: not a duration: "${text}" (e.g. 60s, 2m, 500ms)`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] ?? "s"] ?? 1000;
-  return Math.round(n * unit);
+  const ms = parseFlagDuration(text);
+  if (ms === undefined)
+    throw new TortureConfigError(`${flag}: not a duration: "${text}" (e.g. 60s, 2m, 500ms)`);
+  return ms;
 }
 
 function integer(text: string | undefined, fallback: number, flag: string): number {
@@ -126,6 +125,14 @@ export function optionsFromArgs(argv: string[]): {
     ...(v["history-dir"] ? { historyDir: v["history-dir"] } : {}),
   };
   validateOptions(options);
+  // Found out now, not after a run of minutes whose report then has nowhere to go.
+  for (const [flag, path] of [
+    ["--report", v.report],
+    ["--html", v.html],
+  ] as const) {
+    const why = path === undefined ? undefined : unwritablePath(path);
+    if (why) throw new TortureConfigError(`${flag} ${path}: ${why}`);
+  }
   return {
     options,
     ...(v.report ? { report: v.report } : {}),
@@ -136,7 +143,7 @@ export function optionsFromArgs(argv: string[]): {
 }
 
 function parse(argv: string[]) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     strict: true,
     allowPositionals: false,
