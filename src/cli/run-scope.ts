@@ -9,6 +9,13 @@ export interface RunScope {
   signal: AbortSignal;
   /** True once standard output is closed: print nothing more. */
   readerGone(): boolean;
+  /** The signal that interrupted the run, if one did. */
+  interruptedBy(): "SIGINT" | "SIGTERM" | undefined;
+}
+
+/** The exit code of a command a signal interrupted: 128 + the signal's number, as shells report it. */
+export function interruptedExitCode(signal: "SIGINT" | "SIGTERM"): number {
+  return signal === "SIGINT" ? 130 : 143;
 }
 
 /**
@@ -18,7 +25,11 @@ export interface RunScope {
  */
 export async function interruptible<T>(fn: (scope: RunScope) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error("interrupted"));
+  let interrupted: "SIGINT" | "SIGTERM" | undefined;
+  const onSignal = (signal: "SIGINT" | "SIGTERM") => {
+    interrupted ??= signal;
+    controller.abort(new Error("interrupted"));
+  };
   let gone = false;
   const onStdoutError = () => {
     gone = true;
@@ -28,7 +39,7 @@ export async function interruptible<T>(fn: (scope: RunScope) => Promise<T>): Pro
   process.once("SIGTERM", onSignal);
   process.stdout.on("error", onStdoutError);
   try {
-    return await fn({ signal: controller.signal, readerGone: () => gone });
+    return await fn({ signal: controller.signal, readerGone: () => gone, interruptedBy: () => interrupted });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

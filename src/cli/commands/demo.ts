@@ -10,7 +10,7 @@ import {
   type ScenarioName,
 } from "../../demo/index.js";
 import { parseFlags, parseTtl, unwritablePath } from "../flags.js";
-import { interruptible, parseEndpoints } from "../run-scope.js";
+import { interruptedExitCode, interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "watch a paused lock holder clobber data without fencing, and fencing stop it";
@@ -39,7 +39,8 @@ flags:
   --no-color         plain terminal timeline
   -h, --help
 
-exit codes: 0 the demo ran and fencing held, 1 a failure (or fencing did not hold), 2 bad flags`;
+exit codes: 0 the demo ran and fencing held, 1 a failure (or fencing did not hold), 2 bad flags,
+130/143 interrupted by SIGINT/SIGTERM (every process it started is stopped first)`;
 
 function fail(message: string): number {
   console.error(`fencelock demo: ${message}\n(fencelock demo --help for the flags)`);
@@ -94,7 +95,7 @@ export async function run(argv: string[]): Promise<number> {
   const unwritable = htmlPath === null ? undefined : unwritablePath(htmlPath);
   if (unwritable) return fail(`--html ${htmlPath}: ${unwritable}`);
 
-  return interruptible(async ({ signal, readerGone }) => {
+  return interruptible(async ({ signal, readerGone, interruptedBy }) => {
     try {
       const { results } = await runDemo({
         scenarios,
@@ -114,6 +115,12 @@ export async function run(argv: string[]): Promise<number> {
       const fenced = results.find((r) => r.scenario === "fenced");
       return fenced && !fenced.verdict.correct ? 1 : 0;
     } catch (err) {
+      const by = interruptedBy();
+      if (by) {
+        // runDemo has stopped every process it started before it rejected.
+        console.error(`fencelock demo: interrupted (${by}); every process it started is stopped`);
+        return interruptedExitCode(by);
+      }
       if (readerGone()) return 1;
       throw err;
     }

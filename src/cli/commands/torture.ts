@@ -22,6 +22,7 @@ import {
   validateOptions,
 } from "../../torture/index.js";
 import { parseDuration as parseFlagDuration, parseFlags, unwritablePath } from "../flags.js";
+import { interruptedExitCode, interruptible } from "../run-scope.js";
 
 /** One line for `fencelock help`. */
 export const summary = "fault injection across real processes, and a checker of the histories";
@@ -54,7 +55,8 @@ violations.
   --quiet              no progress display
   -h, --help           this text
 
-Exit code: 0 no violation, 1 violations found, 2 bad flags, 3 the harness failed.`;
+Exit codes: 0 no violation, 1 violations found, 2 bad flags, 3 the harness failed, 130/143 interrupted
+(SIGINT/SIGTERM: every process it started is stopped and its temporary data removed first).`;
 
 /** Parses `90s`, `2m`, `1500ms`, `1h` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string, flag: string): number {
@@ -189,31 +191,41 @@ export async function run(argv: string[]): Promise<number> {
     `torture: mode ${o.mode}, backend ${o.backend}, resource ${o.resource}, ${o.clients} clients, faults ${o.faults.join(",") || "none"}, ${o.durationMs / 1000} s, seed ${o.seed}`,
   );
   const progress = args.quiet ? undefined : createProgress(process.stderr);
-  const stop = new AbortController();
-  const onSigint = () => stop.abort(new Error("interrupted"));
-  process.once("SIGINT", onSigint);
-  try {
-    const result = await runTorture(o, {
-      signal: stop.signal,
-      ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
-    });
-    progress?.done();
-    console.log(summaryText(result));
-    if (args.report) {
-      await writeFile(args.report, jsonReport(result));
-      console.log(`report: ${args.report}`);
+  // SIGINT and SIGTERM end the run early; every process it started is stopped and its temporary data
+  // removed before this returns (runTorture's cleanups), then it says so and exits 130 or 143.
+  return interruptible(async ({ signal, interruptedBy }) => {
+    const interrupted = () => {
+      const by = interruptedBy();
+      if (!by) return undefined;
+      progress?.done();
+      console.error(`fencelock torture: interrupted (${by}); every process it started is stopped`);
+      return interruptedExitCode(by);
+    };
+    try {
+      const result = await runTorture(o, {
+        signal,
+        ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
+      });
+      const code = interrupted();
+      if (code !== undefined) return code;
+      progress?.done();
+      console.log(summaryText(result));
+      if (args.report) {
+        await writeFile(args.report, jsonReport(result));
+        console.log(`report: ${args.report}`);
+      }
+      if (args.html) {
+        await writeFile(args.html, htmlReport(result));
+        console.log(`timeline: ${args.html}`);
+      }
+      return result.check.ok ? 0 : 1;
+    } catch (err) {
+      const code = interrupted();
+      if (code !== undefined) return code;
+      progress?.done();
+      const cause = err instanceof Error && err.cause ? `\n  cause: ${String(err.cause)}` : "";
+      console.error(`fencelock torture: ${err instanceof Error ? err.message : String(err)}${cause}`);
+      return 3;
     }
-    if (args.html) {
-      await writeFile(args.html, htmlReport(result));
-      console.log(`timeline: ${args.html}`);
-    }
-    return result.check.ok ? 0 : 1;
-  } catch (err) {
-    progress?.done();
-    const cause = err instanceof Error && err.cause ? `\n  cause: ${String(err.cause)}` : "";
-    console.error(`fencelock torture: ${err instanceof Error ? err.message : String(err)}${cause}`);
-    return 3;
-  } finally {
-    process.off("SIGINT", onSigint);
-  }
+  });
 }
