@@ -40,6 +40,8 @@ export interface LockdOptions {
   maxRequestBytes?: number;
   /** Largest total size of live keys and values; default 256 MiB. */
   quotaBytes?: number;
+  /** Operation budget of a Txn, nested ones included, as etcd's `--max-txn-ops`; default 128. */
+  maxTxnOps?: number;
   /** Most watchers on the node; default 10,000. */
   maxWatchers?: number;
   /** Most watchers on one stream; default 1,000. */
@@ -98,6 +100,7 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     path: dataPath,
     maxRequestBytes,
     quotaBytes: options.quotaBytes,
+    maxTxnOps: options.maxTxnOps,
     sync: options.sync,
     onBroken: (err) => log("storage-broken", { error: String(err) }),
   });

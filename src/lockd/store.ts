@@ -50,7 +50,15 @@ import {
 } from "./kv.js";
 import { rangeResult } from "./range-result.js";
 import { SortedKeys } from "./sorted-keys.js";
-import { checkDelete, checkPut, checkRange, checkTxn, payloadBytes, txnWrites } from "./validate.js";
+import {
+  checkDelete,
+  checkPut,
+  checkRange,
+  checkTxn,
+  MAX_TXN_OPS,
+  payloadBytes,
+  txnWrites,
+} from "./validate.js";
 
 /** etcd's largest lease TTL, in seconds. */
 export const MAX_LEASE_TTL = 9_000_000_000n;
@@ -65,6 +73,8 @@ export interface StoreOptions {
   quotaBytes?: number;
   /** Smallest lease TTL granted, in seconds; default 1. */
   minLeaseTtl?: bigint;
+  /** Operation budget of a Txn, nested ones included, as etcd's `--max-txn-ops`; default 128. */
+  maxTxnOps?: number;
   /** When a commit is durable: see `SyncMode`. Default "full". */
   sync?: SyncMode;
   /**
@@ -140,6 +150,7 @@ export class Store {
   private readonly maxRequestBytes: number;
   private readonly quotaBytes: number;
   private readonly minLeaseTtl: bigint;
+  private readonly maxTxnOps: number;
   private readonly onBroken: (err: unknown) => void;
   private readonly live = new Map<KeyString, Kv>();
   private readonly sorted = new SortedKeys();
@@ -158,6 +169,7 @@ export class Store {
     this.maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
     this.quotaBytes = options.quotaBytes ?? 256 * 1024 * 1024;
     this.minLeaseTtl = options.minLeaseTtl ?? 1n;
+    this.maxTxnOps = options.maxTxnOps ?? MAX_TXN_OPS;
     this.onBroken = options.onBroken ?? (() => {});
     this.db.begin();
     this.clusterId = this.db.meta("cluster_id") ?? randomId();
@@ -550,7 +562,7 @@ export class Store {
   /** KV.Txn: compares, then the chosen branch, all in one revision. */
   txn(req: TxnRequest): Promise<TxnResponse> {
     return this.run(() => {
-      checkTxn(req);
+      checkTxn(req, this.maxTxnOps);
       const writes = txnWrites(req);
       this.checkSize(req, writes);
       const path = this.choosePath(req);

@@ -482,6 +482,44 @@ export function conformanceSuite(backend: string, start: () => Promise<Backend>)
       );
     });
 
+    test("txn: nested transactions spend what their parent leaves of the 128-op budget", async () => {
+      const p = prefix();
+      await put(`${p}a`, "1");
+      const tooMany = {
+        code: status.INVALID_ARGUMENT,
+        details: "etcdserver: too many operations in txn request",
+      };
+      const get = () => ({ request_range: { key: b(`${p}a`) } });
+      const countAll = () => ({ request_range: { key: b("\0"), range_end: b("\0"), count_only: true } });
+      const gets = (n: number, op = get) => Array.from({ length: n }, op);
+      const nested = (ops: object[]) => ({ request_txn: { success: ops } });
+      // The issue's request: 128 nested transactions of 8 count-only full ranges leave none any room.
+      const abusive = { success: Array.from({ length: 128 }, () => nested(gets(8, countAll))) };
+      assert.deepEqual(await rpcError(txn(abusive)), tooMany);
+      // 99 ranges and a nested transaction: 100 at the top, so the nested one may have 28.
+      const fits = await txn({ success: [...gets(99), nested(gets(28))] });
+      assert.equal(fits.responses[99]?.response_txn?.responses.length, 28);
+      assert.deepEqual(await rpcError(txn({ success: [...gets(99), nested(gets(29))] })), tooMany);
+      // Compares count too: the longest list is the transaction's size.
+      const cmp = Array.from({ length: 120 }, () => ({
+        key: b(`${p}a`),
+        target: 0,
+        result: 0,
+        version: "1",
+      }));
+      assert.equal((await txn({ compare: cmp, success: [nested(gets(8))] })).succeeded, true);
+      assert.deepEqual(await rpcError(txn({ compare: cmp, success: [nested(gets(9))] })), tooMany);
+      // The else branch's nested transactions get the same budget, and a grandchild what its parent leaves.
+      assert.deepEqual(
+        await rpcError(txn({ success: gets(10), failure: [nested([...gets(100), nested(gets(18))])] })),
+        tooMany,
+      );
+      const deep = await txn({ success: gets(10), failure: [nested([...gets(100), nested(gets(17))])] });
+      assert.equal(deep.succeeded, true);
+      // A nested transaction with no room left may still be empty.
+      assert.equal((await txn({ success: [...gets(127), nested([])] })).succeeded, true);
+    });
+
     test("compaction: errors, reads at and below the compacted revision", async () => {
       const p = prefix();
       await put(`${p}a`, "1");

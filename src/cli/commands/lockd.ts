@@ -12,6 +12,7 @@ import { startLockdWorker } from "../../lockd/worker-host.js";
 export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
 
 const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--sync full|normal] [--retention N]
+                     [--max-txn-ops N]
 
   --listen HOST:PORT   address to serve on (default 127.0.0.1:2379; port 0 picks a free one)
   --data DIR           database directory (default $XDG_STATE_HOME/fencelock/lockd,
@@ -21,6 +22,7 @@ const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory
                        normal: a reply means the write is in the OS, survives kill -9 but not
                        a power loss or OS crash (much faster on slow disks)
   --retention N        revisions of history kept for watches and past reads (default 10000)
+  --max-txn-ops N      operations a Txn may hold, nested ones counted as etcd does (default 128)
 
 Prints {"event":"listening","host":...,"port":...} on standard output once it serves.`;
 
@@ -44,6 +46,7 @@ export async function run(argv: string[]): Promise<number> {
     memory?: boolean;
     sync?: string;
     retention?: string;
+    "max-txn-ops"?: string;
     help?: boolean;
   };
   try {
@@ -55,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
         memory: { type: "boolean" },
         sync: { type: "string" },
         retention: { type: "string" },
+        "max-txn-ops": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -85,6 +89,11 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`fencelock lockd: --retention must be a positive integer, got "${values.retention}"`);
     return 2;
   }
+  const maxTxnOps = values["max-txn-ops"];
+  if (maxTxnOps !== undefined && !(/^[1-9]\d{0,5}$/.test(maxTxnOps) && Number(maxTxnOps) <= 100_000)) {
+    console.error(`fencelock lockd: --max-txn-ops must be an integer from 1 to 100000, got "${maxTxnOps}"`);
+    return 2;
+  }
   const server = await startLockdWorker({
     host: listen.host,
     port: listen.port,
@@ -92,6 +101,7 @@ export async function run(argv: string[]): Promise<number> {
     sync: values.sync as "full" | "normal" | undefined,
     dataDir: values.memory ? undefined : (values.data ?? defaultDataDir()),
     retentionRevisions: values.retention === undefined ? undefined : BigInt(values.retention),
+    maxTxnOps: maxTxnOps === undefined ? undefined : Number(maxTxnOps),
   });
   console.log(
     JSON.stringify({ event: "listening", host: server.host, port: server.port, data: server.dataPath }),
