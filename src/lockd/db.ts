@@ -105,6 +105,14 @@ export class LockdDb {
       atFrom: p(
         `SELECT * FROM (${LATEST} WHERE key >= ? AND rev <= ? GROUP BY key) WHERE version > 0 ORDER BY key`,
       ),
+      // A page of a range at a revision: the latest row of each key after the cursor, tombstones included
+      // (they advance the cursor; the caller drops them).
+      pageRange: p(
+        `${LATEST} WHERE key >= @start AND key > @after AND key < @end AND rev <= @rev GROUP BY key ORDER BY key LIMIT @limit`,
+      ),
+      pageFrom: p(
+        `${LATEST} WHERE key >= @start AND key > @after AND rev <= @rev GROUP BY key ORDER BY key LIMIT @limit`,
+      ),
       prev: p(`SELECT ${COLUMNS} FROM history WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1`),
       newest: p("SELECT MAX(rev) FROM history").pluck(),
       valueAt: p("SELECT value FROM history WHERE key = ? AND rev = ?").pluck(),
@@ -180,6 +188,16 @@ export class LockdDb {
     if (range.end === null) return this.stmt.atFrom.all(keyBytes(range.start), rev) as HistoryRow[];
     if (range.end <= range.start) return [];
     return this.stmt.atRange.all(keyBytes(range.start), keyBytes(range.end), rev) as HistoryRow[];
+  }
+
+  /**
+   * Up to `limit` keys of a range (`end` null: every key from `start`) as they were at revision `rev`,
+   * after the key `after` (empty: from the start), in key order; deleted keys come as tombstones
+   * (version 0), so that the last row is the next page's cursor. Fewer than `limit` rows: the last page.
+   */
+  rangePage(start: Buffer, end: Buffer | null, rev: bigint, after: Buffer, limit: number): HistoryRow[] {
+    if (end === null) return this.stmt.pageFrom.all({ start, rev, after, limit }) as HistoryRow[];
+    return this.stmt.pageRange.all({ start, end, rev, after, limit }) as HistoryRow[];
   }
 
   /** The value of `key` at exactly revision `rev`, if that row is kept. */

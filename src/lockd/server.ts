@@ -71,6 +71,22 @@ const stderrLog: Log = (event, fields) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
 };
 
+/**
+ * The KV service definition with response encoders that send a `Buffer` as it is: the protobuf bytes of a
+ * large answer, encoded by the store in steps. Anything else is encoded as usual.
+ */
+function encodedAnswers(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const encode = method.responseSerialize;
+    out[name] = {
+      ...method,
+      responseSerialize: (res: unknown) => (Buffer.isBuffer(res) ? res : encode(res)),
+    };
+  }
+  return out;
+}
+
 function bind(server: grpc.Server, address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
@@ -120,7 +136,7 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
   const services = etcdServices();
   let port = 0;
   const address = host.includes(":") ? `[${host}]` : host;
-  server.addService(services.KV.service, kvHandlers(store, log));
+  server.addService(encodedAnswers(services.KV.service), kvHandlers(store, log));
   server.addService(services.Lease.service, leaseHandlers(store, log));
   server.addService(
     services.Cluster.service,
