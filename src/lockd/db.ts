@@ -53,6 +53,8 @@ export class LockdDb {
   private readonly stmt: ReturnType<LockdDb["prepare"]>;
   private readonly syncEveryCommit: boolean;
   private walFd: number | undefined;
+  /** Receives the duration of each commit and WAL sync, in seconds (for the metrics). */
+  timings: { commit(seconds: number): void; fsync(seconds: number): void } | undefined;
 
   /** Opens (creating if needed) the database at `path`, or an in-memory one for `":memory:"`. */
   constructor(
@@ -147,8 +149,14 @@ export class LockdDb {
 
   /** Commits; when it returns, the transaction is on disk (with sync "full") or in the OS (else). */
   commit(): void {
+    const t0 = performance.now();
     this.stmt.commit.run();
-    if (this.syncEveryCommit) this.syncWal();
+    const t1 = performance.now();
+    this.timings?.commit((t1 - t0) / 1000);
+    if (this.syncEveryCommit) {
+      this.syncWal();
+      this.timings?.fsync((performance.now() - t1) / 1000);
+    }
   }
 
   private syncWal(): void {

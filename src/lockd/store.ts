@@ -226,6 +226,16 @@ export class Store {
     return this.live.size;
   }
 
+  /** Number of leases. */
+  get leaseCount(): number {
+    return this.leaseMap.size;
+  }
+
+  /** Receives the duration of each commit and WAL sync, in seconds. */
+  set timings(timings: { commit(seconds: number): void; fsync(seconds: number): void }) {
+    this.db.timings = timings;
+  }
+
   /** Database size in bytes, total and in use. */
   dbSize(): { total: bigint; inUse: bigint } {
     return this.db.size();

@@ -196,6 +196,7 @@ describe("lockd bounds and bad input", { timeout: 60_000 }, () => {
     assert.equal(run(["--retention", "-3"]).status, 2);
     assert.equal(run(["--max-txn-ops", "0"]).status, 2);
     assert.equal(run(["--max-txn-ops", "12x"]).status, 2);
+    assert.equal(run(["--metrics-listen", "nohost"]).status, 2);
     const help = run(["--help"]);
     assert.equal(help.status, 0);
     assert.match(help.stdout.toString(), /--listen HOST:PORT/);

@@ -12,7 +12,7 @@ import { startLockdWorker } from "../../lockd/worker-host.js";
 export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
 
 const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--sync full|normal] [--retention N]
-                     [--max-txn-ops N]
+                     [--max-txn-ops N] [--metrics-listen HOST:PORT]
 
   --listen HOST:PORT   address to serve on (default 127.0.0.1:2379; port 0 picks a free one)
   --data DIR           database directory (default $XDG_STATE_HOME/fencelock/lockd,
@@ -23,6 +23,8 @@ const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory
                        a power loss or OS crash (much faster on slow disks)
   --retention N        revisions of history kept for watches and past reads (default 10000)
   --max-txn-ops N      operations a Txn may hold, nested ones counted as etcd does (default 128)
+  --metrics-listen HOST:PORT
+                       serve Prometheus metrics at http://HOST:PORT/metrics (default: off)
 
 Prints {"event":"listening","host":...,"port":...} on standard output once it serves.`;
 
@@ -47,6 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     sync?: string;
     retention?: string;
     "max-txn-ops"?: string;
+    "metrics-listen"?: string;
     help?: boolean;
   };
   try {
@@ -59,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
         sync: { type: "string" },
         retention: { type: "string" },
         "max-txn-ops": { type: "string" },
+        "metrics-listen": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -94,6 +98,12 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`fencelock lockd: --max-txn-ops must be an integer from 1 to 100000, got "${maxTxnOps}"`);
     return 2;
   }
+  const metricsListen = values["metrics-listen"];
+  const metrics = metricsListen === undefined ? undefined : parseListen(metricsListen);
+  if (metricsListen !== undefined && !metrics) {
+    console.error(`fencelock lockd: --metrics-listen must be HOST:PORT, got "${metricsListen}"`);
+    return 2;
+  }
   const server = await startLockdWorker({
     host: listen.host,
     port: listen.port,
@@ -102,9 +112,16 @@ export async function run(argv: string[]): Promise<number> {
     dataDir: values.memory ? undefined : (values.data ?? defaultDataDir()),
     retentionRevisions: values.retention === undefined ? undefined : BigInt(values.retention),
     maxTxnOps: maxTxnOps === undefined ? undefined : Number(maxTxnOps),
+    metrics,
   });
   console.log(
-    JSON.stringify({ event: "listening", host: server.host, port: server.port, data: server.dataPath }),
+    JSON.stringify({
+      event: "listening",
+      host: server.host,
+      port: server.port,
+      data: server.dataPath,
+      ...(server.metricsEndpoint ? { metrics: server.metricsEndpoint } : {}),
+    }),
   );
   let stop = () => {};
   const signalled = new Promise<void>((resolve) => {
