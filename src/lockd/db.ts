@@ -115,6 +115,9 @@ export class LockdDb {
       pageFrom: p(
         `${LATEST} WHERE key >= @start AND key > @after AND rev <= @rev GROUP BY key ORDER BY key LIMIT @limit`,
       ),
+      historyPage: p(
+        `SELECT ${COLUMNS} FROM history WHERE (rev, sub) > (@rev, @sub) AND rev <= @upTo ORDER BY rev, sub LIMIT @limit`,
+      ),
       prev: p(`SELECT ${COLUMNS} FROM history WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1`),
       newest: p("SELECT MAX(rev) FROM history").pluck(),
       valueAt: p("SELECT value FROM history WHERE key = ? AND rev = ?").pluck(),
@@ -206,6 +209,11 @@ export class LockdDb {
   rangePage(start: Buffer, end: Buffer | null, rev: bigint, after: Buffer, limit: number): HistoryRow[] {
     if (end === null) return this.stmt.pageFrom.all({ start, rev, after, limit }) as HistoryRow[];
     return this.stmt.pageRange.all({ start, end, rev, after, limit }) as HistoryRow[];
+  }
+
+  /** Up to `limit` rows of history after (`rev`, `sub`) and at or below revision `upTo`, in order. */
+  historyPage(rev: bigint, sub: bigint, upTo: bigint, limit: number): HistoryRow[] {
+    return this.stmt.historyPage.all({ rev, sub, upTo, limit }) as HistoryRow[];
   }
 
   /** The value of `key` at exactly revision `rev`, if that row is kept. */

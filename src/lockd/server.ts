@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/index.js";
@@ -156,7 +157,10 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     services.Cluster.service,
     clusterHandlers(store, ctx, () => `http://${address}:${port}`),
   );
-  server.addService(services.Maintenance.service, maintenanceHandlers(store, ctx));
+  server.addService(
+    services.Maintenance.service,
+    maintenanceHandlers(store, ctx, options.dataDir ?? tmpdir()),
+  );
   server.addService(services.Auth.service, authHandlers(ctx));
   const limits = {
     perStream: options.maxWatchersPerStream ?? 1000,

@@ -3,6 +3,9 @@
  * store. Every failure becomes a gRPC status (etcd's, or INTERNAL with a log line); nothing a client
  * sends can throw out of a handler.
  */
+import { randomUUID } from "node:crypto";
+import { createReadStream, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type {
@@ -11,6 +14,7 @@ import type {
   LeaseRevokeRequest,
   LeaseTimeToLiveRequest,
   MemberListResponse,
+  SnapshotResponse,
   StatusResponse,
 } from "../proto/index.js";
 import { fromWire, toWire } from "../proto/index.js";
@@ -136,8 +140,13 @@ export function clusterHandlers(
 }
 
 /** Maintenance service handlers: Status, as a single node that is always its own leader. */
-export function maintenanceHandlers(store: Store, ctx: HandlerContext): grpc.UntypedServiceImplementation {
+export function maintenanceHandlers(
+  store: Store,
+  ctx: HandlerContext,
+  scratchDir: string,
+): grpc.UntypedServiceImplementation {
   return {
+    Snapshot: snapshot(store, ctx, scratchDir) as grpc.UntypedHandleCall,
     Status: unary(ctx, "Status", async (): Promise<StatusResponse> => {
       const size = store.dbSize();
       return {
@@ -153,6 +162,46 @@ export function maintenanceHandlers(store: Store, ctx: HandlerContext): grpc.Unt
         isLearner: false,
       };
     }),
+  };
+}
+
+/** Bytes of the database file sent in one Snapshot message. */
+const SNAPSHOT_CHUNK = 64 * 1024;
+
+/**
+ * Maintenance.Snapshot, as etcd's: the database file in chunks, each with the bytes still to come. lockd
+ * first writes a consistent copy at the committed revision (`Store.backup`) to `scratchDir`, streams it
+ * (waiting whenever the client reads slower), and removes it, also when the client goes away.
+ */
+function snapshot(store: Store, ctx: HandlerContext, scratchDir: string) {
+  return (call: grpc.ServerWritableStream<unknown, SnapshotResponse>) => {
+    void (async () => {
+      const path = join(scratchDir, `lockd-snapshot-${randomUUID()}.db`);
+      try {
+        const rev = await store.backup(path);
+        const size = statSync(path).size;
+        let sent = 0;
+        const file = createReadStream(path, { highWaterMark: SNAPSHOT_CHUNK });
+        for await (const chunk of file as AsyncIterable<Buffer>) {
+          if (call.cancelled) break;
+          sent += chunk.length;
+          const more = call.write({
+            header: store.header(rev),
+            remaining_bytes: toWire(BigInt(size - sent)),
+            blob: chunk,
+          });
+          if (!more) await new Promise((resolve) => call.once("drain", resolve));
+        }
+        ctx.metrics?.request("Snapshot", status.OK);
+        call.end();
+      } catch (err) {
+        const st = toStatus(err instanceof EtcdError ? err : errors.storageFailed(err), ctx.log);
+        ctx.metrics?.request("Snapshot", st.code ?? status.UNKNOWN);
+        call.emit("error", st);
+      } finally {
+        rmSync(path, { force: true });
+      }
+    })();
   };
 }
 

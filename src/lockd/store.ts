@@ -31,6 +31,7 @@ import type {
   TxnResponse,
 } from "../proto/index.js";
 import { CompareResult, CompareTarget, etcdServices, fromWire, toWire } from "../proto/index.js";
+import { type CopyPoint, copyDatabase } from "./backup.js";
 import { type HistoryRow, LockdDb, type SyncMode } from "./db.js";
 import { EtcdError, errors } from "./errors.js";
 import { inRange, type KeyRange, type KeyString, keyBytes, keyOf, keyRange } from "./keys.js";
@@ -984,6 +985,32 @@ export class Store {
         }),
       ),
     );
+  }
+
+  /**
+   * Writes a consistent copy of the database at the committed revision to `path` (see `copyDatabase`)
+   * and resolves with that revision. Waits for pending writes to commit, then copies a step per turn;
+   * compaction waits meanwhile. Rejects if the node closes first; a second call makes a second copy.
+   */
+  backup(path: string): Promise<bigint> {
+    return this.stepped(async () => {
+      // Taken when no write is pending, so the database holds exactly the committed revision.
+      const point = await new Promise<CopyPoint | undefined>((resolve) =>
+        this.whenIdle(() => resolve(this.closed ? undefined : this.copyPoint())),
+      );
+      if (!point) throw errors.stopped();
+      await copyDatabase(this.db, point, path, () => !this.closed);
+      return point.revision;
+    });
+  }
+
+  private copyPoint(): CopyPoint {
+    const meta: CopyPoint["meta"] = {};
+    for (const name of ["cluster_id", "member_id", "term", "compact_revision"] as const) {
+      const value = this.db.meta(name);
+      if (value !== undefined) meta[name] = value;
+    }
+    return { revision: this.committed, leases: this.db.leases(), meta };
   }
 
   /** Commits what is pending and closes the database. Later requests fail with "server stopped". */

@@ -7,11 +7,13 @@ import { parseArgs } from "node:util";
 // Not the lockd entry point: this module alone keeps gRPC and SQLite out of the main thread, which only
 // watches for signals while the server runs in its worker.
 import { startLockdWorker } from "../../lockd/worker-host.js";
+import { runBackup } from "./lockd-backup.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
 
-const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--sync full|normal] [--retention N]
+const HELP = `usage: fencelock lockd backup FILE [--endpoint HOST:PORT]   (a consistent copy of a running lockd)
+       fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--sync full|normal] [--retention N]
                      [--max-txn-ops N] [--metrics-listen HOST:PORT]
 
   --listen HOST:PORT   address to serve on (default 127.0.0.1:2379; port 0 picks a free one)
@@ -40,8 +42,9 @@ function parseListen(listen: string): { host: string; port: number } | undefined
   return port <= 65535 ? { host: (m[1] ?? m[2]) as string, port } : undefined;
 }
 
-/** Runs the subcommand; resolves with the exit code once the node has stopped. */
+/** Runs the subcommand; resolves with the exit code once the node has stopped (or the backup is written). */
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === "backup") return runBackup(argv.slice(1));
   let values: {
     listen?: string;
     data?: string;
