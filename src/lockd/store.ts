@@ -502,6 +502,8 @@ export class Store {
       const batch = this.batch;
       const asked = fromWire(req.revision);
       const fromCommitted = batch !== undefined && !batch.compacts && asked <= this.committed;
+      // The index is half-changed while a write applies in steps: a read of it waits its turn.
+      if (this.applying && !fromCommitted) return this.run(() => undefined).then(() => this.range(req));
       const current = fromCommitted ? this.committed : this.revision;
       const rev = this.checkRev(asked, current);
       // Reads of uncommitted writes (only while a compaction is pending) reply after their commit.

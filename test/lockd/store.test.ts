@@ -150,3 +150,19 @@ test("a delete in steps is one revision: reads meanwhile see all or nothing, lat
     store.close();
   }
 });
+
+test("a read of the index while a delete applies in steps waits for it, also behind a compaction", async () => {
+  const store = await filled(3000);
+  try {
+    const r0 = BigInt(((await store.range({ key: b("/k/00000") })) as RangeResponse).header?.revision ?? "0");
+    // A pending compaction makes reads use the index rather than the committed revision in SQLite.
+    const compact = store.compact({ revision: `${r0}` });
+    const deleting = store.deleteRange({ key: b("/k/"), range_end: b("/k0") });
+    const during = (await store.range({ key: b("/k/00001") })) as RangeResponse;
+    await Promise.all([compact, deleting]);
+    // It waited for the delete and sees it whole, never half of it.
+    assert.deepEqual([during.count, BigInt(during.header?.revision ?? "0")], ["0", r0 + 1n]);
+  } finally {
+    store.close();
+  }
+});
