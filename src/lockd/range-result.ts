@@ -15,6 +15,9 @@ import { type Kv, kvToWire, kvValue, type ValueLoader } from "./kv.js";
 /** Keys handled in one step of a large request: a few milliseconds of work. */
 export const STEP_KEYS = 500;
 
+/** Bytes of a large answer copied into its final buffer in one step. */
+const COPY_BYTES_PER_STEP = 2 * 1024 * 1024;
+
 const waiting: (() => void)[] = [];
 let scheduled = false;
 
@@ -143,7 +146,20 @@ export async function encodeInSteps(
     await nextTurn();
   }
   parts.push(tail);
-  return Buffer.concat(parts);
+  // One buffer for gRPC, filled a few megabytes a turn: a single copy of a large answer is a stall too.
+  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  let sinceTurn = 0;
+  for (const part of parts) {
+    part.copy(out, offset);
+    offset += part.length;
+    sinceTurn += part.length;
+    if (sinceTurn >= COPY_BYTES_PER_STEP) {
+      sinceTurn = 0;
+      await nextTurn();
+    }
+  }
+  return out;
 }
 
 /** A Range answer over many keys, encoded in steps: see `encodeInSteps`. */
