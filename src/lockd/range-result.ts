@@ -18,6 +18,8 @@ export const STEP_KEYS = 500;
 /** Bytes of a large answer copied into its final buffer in one step. */
 const COPY_BYTES_PER_STEP = 2 * 1024 * 1024;
 
+const EMPTY_PART = Buffer.alloc(0);
+
 const waiting: (() => void)[] = [];
 let scheduled = false;
 
@@ -150,8 +152,11 @@ export async function encodeInSteps(
   const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   let sinceTurn = 0;
-  for (const part of parts) {
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] as Buffer;
     part.copy(out, offset);
+    // Copied: free for the next collection, not held until the whole answer is.
+    parts[i] = EMPTY_PART;
     offset += part.length;
     sinceTurn += part.length;
     if (sinceTurn >= COPY_BYTES_PER_STEP) {

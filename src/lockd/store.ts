@@ -144,6 +144,9 @@ class Writer {
   }
 }
 
+/** Large reads answered at once; more wait their turn. */
+const MAX_LARGE_READS = 2;
+
 /** The gRPC encoder of a KV method's response: the bytes a stepped answer is made of. */
 function encoder(method: "Range" | "DeleteRange"): (res: object) => Buffer {
   const definition = etcdServices().KV.service[method] as { responseSerialize: (res: object) => Buffer };
@@ -192,6 +195,9 @@ export class Store {
   private applying = false;
   private readonly gated: (() => void)[] = [];
   private readonly snapshots = new Set<Snapshot>();
+  /** Large reads being answered, and those waiting for one of the `MAX_LARGE_READS` places. */
+  private largeReads = 0;
+  private readonly largeReadQueue: (() => void)[] = [];
 
   /** Opens the database and rebuilds the index from it. Throws `LockdStorageError` if it cannot. */
   constructor(options: StoreOptions) {
@@ -516,7 +522,8 @@ export class Store {
           const res = { header, ...rangeResult(req, this.keysAt(range, rev, this.revision), this.loadValue) };
           return durable.then(() => res);
         }
-        return this.stepped(async () => {
+        if (this.largeReads >= MAX_LARGE_READS) return this.afterLargeRead().then(() => this.range(req));
+        return this.largeRead(async () => {
           const all = await this.readPages(range, rev);
           const bytes = await encodeRangeInSteps(req, all, this.loadValue, encoder("Range"), header);
           await durable;
@@ -540,10 +547,11 @@ export class Store {
       }
       // The keys as they are now; their records are looked up in steps, through a snapshot that keeps
       // what later writes replace (records are never changed in place, only replaced).
+      if (this.largeReads >= MAX_LARGE_READS) return this.afterLargeRead().then(() => this.range(req));
       const keys = this.sorted.slice(lo, hi);
       const snap: Snapshot = { range, saved: new Map() };
       this.snapshots.add(snap);
-      return this.stepped(async () => {
+      return this.largeRead(async () => {
         const all: Kv[] = [];
         try {
           for (let i = 0; i < keys.length; i += STEP_KEYS) {
@@ -561,6 +569,25 @@ export class Store {
     } catch (err) {
       return Promise.reject(err instanceof EtcdError ? err : errors.storageFailed(err));
     }
+  }
+
+  /**
+   * Runs a large read in steps (see `stepped`), holding one of the `MAX_LARGE_READS` places: each holds
+   * its answer's buffers until sent, so more at once would only raise the peak memory, not the speed.
+   */
+  private async largeRead<T>(work: () => Promise<T>): Promise<T> {
+    this.largeReads++;
+    try {
+      return await this.stepped(work);
+    } finally {
+      this.largeReads--;
+      this.largeReadQueue.shift()?.();
+    }
+  }
+
+  /** Resolves when a large read ends; the waiting read then starts over, from the state at that time. */
+  private afterLargeRead(): Promise<void> {
+    return new Promise((resolve) => this.largeReadQueue.push(resolve));
   }
 
   /** The live keys of `range` at `rev` from history, a page per turn. */
