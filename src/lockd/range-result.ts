@@ -10,7 +10,15 @@
  */
 import type { KeyValue, RangeRequest } from "../proto/index.js";
 import { fromWire, SortOrder, SortTarget, toWire } from "../proto/index.js";
+import { encodeKeyValues } from "./encode.js";
 import { type Kv, kvToWire, kvValue, type ValueLoader } from "./kv.js";
+
+/** Reads values kept only in SQLite: one at a time, or those of a whole step at once. */
+export interface StepLoader {
+  one: ValueLoader;
+  /** A loader for the records of `step`, having read their values in one go where it can. */
+  step(step: Kv[]): ValueLoader;
+}
 
 /** Keys handled in one step of a large request: a few milliseconds of work. */
 export const STEP_KEYS = 500;
@@ -130,21 +138,21 @@ export function rangeResult(
 }
 
 /**
- * Encodes the key-values of a large answer in steps of `STEP_KEYS`, each step one message of `encode`
- * holding only them, and `tail` (the header and scalar fields, last so that they win) at the end.
+ * Encodes the key-values of a large answer in steps of `STEP_KEYS`, each step one message holding only
+ * them in `field`, and `tail` (the header and scalar fields, last so that they win) at the end.
  * Values kept only in SQLite are read step by step too, before a VALUE sort needs them.
  */
 export async function encodeInSteps(
   kvs: Kv[],
   keysOnly: boolean,
-  load: ValueLoader,
-  encode: (kvs: KeyValue[]) => Buffer,
+  load: StepLoader,
+  field: "kvs" | "prev_kvs",
   tail: Buffer,
 ): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (let i = 0; i < kvs.length; i += STEP_KEYS) {
-    const step = kvs.slice(i, i + STEP_KEYS).map((kv) => kvToWire(kv, load, keysOnly));
-    parts.push(encode(step));
+    const slice = kvs.slice(i, i + STEP_KEYS);
+    parts.push(encodeKeyValues(field, slice, keysOnly ? load.one : load.step(slice), keysOnly));
     await nextTurn();
   }
   parts.push(tail);
@@ -171,7 +179,7 @@ export async function encodeInSteps(
 export async function encodeRangeInSteps(
   req: RangeRequest,
   all: Kv[],
-  load: ValueLoader,
+  load: StepLoader,
   encode: (res: object) => Buffer,
   header: object,
 ): Promise<Buffer> {
@@ -183,16 +191,10 @@ export async function encodeRangeInSteps(
     source = [];
     for (let i = 0; i < all.length; i += STEP_KEYS) {
       for (const kv of all.slice(i, i + STEP_KEYS))
-        source.push(kv.value === null ? { ...kv, value: load(kv) } : kv);
+        source.push(kv.value === null ? { ...kv, value: load.one(kv) } : kv);
       await nextTurn();
     }
   }
-  const { kvs, more } = select(req, source, load);
-  return encodeInSteps(
-    kvs,
-    Boolean(req.keys_only),
-    load,
-    (step) => encode({ kvs: step }),
-    encode({ header, more, count }),
-  );
+  const { kvs, more } = select(req, source, load.one);
+  return encodeInSteps(kvs, Boolean(req.keys_only), load, "kvs", encode({ header, more, count }));
 }

@@ -56,6 +56,7 @@ import {
   plainOrder,
   rangeResult,
   STEP_KEYS,
+  type StepLoader,
 } from "./range-result.js";
 import { SortedKeys } from "./sorted-keys.js";
 import {
@@ -251,6 +252,26 @@ export class Store {
   /** Reads a value that is not kept in memory from the key's row in history (always kept while live). */
   readonly loadValue: ValueLoader = (kv) =>
     this.db.valueAt(keyBytes(kv.key), kv.modRev)?.toString("latin1") ?? "";
+
+  /**
+   * Values of a step of a large answer: when its records are in key order, one query reads every value
+   * of their key span kept only in SQLite; else (or for a few) one query per value.
+   */
+  private readonly stepLoader: StepLoader = {
+    one: this.loadValue,
+    step: (step) => {
+      const missing = step.filter((kv) => kv.value === null);
+      if (missing.length < 16) return this.loadValue;
+      for (let i = 1; i < step.length; i++)
+        if ((step[i - 1] as Kv).key > (step[i] as Kv).key) return this.loadValue;
+      const first = keyBytes((missing[0] as Kv).key);
+      const last = keyBytes((missing[missing.length - 1] as Kv).key);
+      const values = new Map<string, Buffer>();
+      for (const row of this.db.valuesBetween(first, last, INLINE_VALUE_BYTES))
+        values.set(`${row.rev} ${keyOf(row.key)}`, row.value);
+      return (kv) => values.get(`${kv.modRev} ${kv.key}`)?.toString("latin1") ?? this.loadValue(kv);
+    },
+  };
 
   /** A top-level response header at `rev`. */
   header(rev: bigint = this.revision): ResponseHeader {
@@ -525,7 +546,7 @@ export class Store {
         if (this.largeReads >= MAX_LARGE_READS) return this.afterLargeRead().then(() => this.range(req));
         return this.largeRead(async () => {
           const all = await this.readPages(range, rev);
-          const bytes = await encodeRangeInSteps(req, all, this.loadValue, encoder("Range"), header);
+          const bytes = await encodeRangeInSteps(req, all, this.stepLoader, encoder("Range"), header);
           await durable;
           return bytes;
         });
@@ -562,7 +583,7 @@ export class Store {
         } finally {
           this.snapshots.delete(snap);
         }
-        const bytes = await encodeRangeInSteps(req, all, this.loadValue, encoder("Range"), header);
+        const bytes = await encodeRangeInSteps(req, all, this.stepLoader, encoder("Range"), header);
         await durable;
         return bytes;
       });
@@ -752,13 +773,7 @@ export class Store {
           return { ...res, prev_kvs: kvs.map((kv) => kvToWire(kv, this.loadValue)) };
         try {
           const encode = encoder("DeleteRange");
-          return await encodeInSteps(
-            kvs,
-            false,
-            this.loadValue,
-            (step) => encode({ prev_kvs: step }),
-            encode(res),
-          );
+          return await encodeInSteps(kvs, false, this.stepLoader, "prev_kvs", encode(res));
         } finally {
           finished();
         }

@@ -69,7 +69,7 @@ export async function runBackup(argv: string[]): Promise<number> {
       bytes += chunk.blob.length;
       last = chunk;
     }
-    if (!last || last.remaining_bytes !== "0") throw new Error("the snapshot ended early");
+    if (last?.remaining_bytes !== "0") throw new Error("the snapshot ended early");
     revision = last.header?.revision ?? "0";
     fsyncSync(fd);
     closeSync(fd);
