@@ -53,6 +53,8 @@ export class LockdDb {
   private readonly stmt: ReturnType<LockdDb["prepare"]>;
   private readonly syncEveryCommit: boolean;
   private walFd: number | undefined;
+  /** Receives the duration of each commit and WAL sync, in seconds (for the metrics). */
+  timings: { commit(seconds: number): void; fsync(seconds: number): void } | undefined;
 
   /** Opens (creating if needed) the database at `path`, or an in-memory one for `":memory:"`. */
   constructor(
@@ -105,6 +107,20 @@ export class LockdDb {
       atFrom: p(
         `SELECT * FROM (${LATEST} WHERE key >= ? AND rev <= ? GROUP BY key) WHERE version > 0 ORDER BY key`,
       ),
+      // A page of a range at a revision: the latest row of each key after the cursor, tombstones included
+      // (they advance the cursor; the caller drops them).
+      pageRange: p(
+        `${LATEST} WHERE key >= @start AND key > @after AND key < @end AND rev <= @rev GROUP BY key ORDER BY key LIMIT @limit`,
+      ),
+      pageFrom: p(
+        `${LATEST} WHERE key >= @start AND key > @after AND rev <= @rev GROUP BY key ORDER BY key LIMIT @limit`,
+      ),
+      valuesBetween: p(
+        "SELECT key, rev, value FROM history WHERE key >= ? AND key <= ? AND length(value) > ?",
+      ),
+      historyPage: p(
+        `SELECT ${COLUMNS} FROM history WHERE (rev, sub) > (@rev, @sub) AND rev <= @upTo ORDER BY rev, sub LIMIT @limit`,
+      ),
       prev: p(`SELECT ${COLUMNS} FROM history WHERE key = ? AND rev < ? ORDER BY rev DESC LIMIT 1`),
       newest: p("SELECT MAX(rev) FROM history").pluck(),
       valueAt: p("SELECT value FROM history WHERE key = ? AND rev = ?").pluck(),
@@ -139,8 +155,14 @@ export class LockdDb {
 
   /** Commits; when it returns, the transaction is on disk (with sync "full") or in the OS (else). */
   commit(): void {
+    const t0 = performance.now();
     this.stmt.commit.run();
-    if (this.syncEveryCommit) this.syncWal();
+    const t1 = performance.now();
+    this.timings?.commit((t1 - t0) / 1000);
+    if (this.syncEveryCommit) {
+      this.syncWal();
+      this.timings?.fsync((performance.now() - t1) / 1000);
+    }
   }
 
   private syncWal(): void {
@@ -180,6 +202,29 @@ export class LockdDb {
     if (range.end === null) return this.stmt.atFrom.all(keyBytes(range.start), rev) as HistoryRow[];
     if (range.end <= range.start) return [];
     return this.stmt.atRange.all(keyBytes(range.start), keyBytes(range.end), rev) as HistoryRow[];
+  }
+
+  /**
+   * Up to `limit` keys of a range (`end` null: every key from `start`) as they were at revision `rev`,
+   * after the key `after` (empty: from the start), in key order; deleted keys come as tombstones
+   * (version 0), so that the last row is the next page's cursor. Fewer than `limit` rows: the last page.
+   */
+  rangePage(start: Buffer, end: Buffer | null, rev: bigint, after: Buffer, limit: number): HistoryRow[] {
+    if (end === null) return this.stmt.pageFrom.all({ start, rev, after, limit }) as HistoryRow[];
+    return this.stmt.pageRange.all({ start, end, rev, after, limit }) as HistoryRow[];
+  }
+
+  /**
+   * The values longer than `longer` bytes of every kept revision of the keys from `first` to `last`
+   * (inclusive): one query for a step of a large answer, instead of one per key.
+   */
+  valuesBetween(first: Buffer, last: Buffer, longer: number): { key: Buffer; rev: bigint; value: Buffer }[] {
+    return this.stmt.valuesBetween.all(first, last, longer) as { key: Buffer; rev: bigint; value: Buffer }[];
+  }
+
+  /** Up to `limit` rows of history after (`rev`, `sub`) and at or below revision `upTo`, in order. */
+  historyPage(rev: bigint, sub: bigint, upTo: bigint, limit: number): HistoryRow[] {
+    return this.stmt.historyPage.all({ rev, sub, upTo, limit }) as HistoryRow[];
   }
 
   /** The value of `key` at exactly revision `rev`, if that row is kept. */

@@ -2,10 +2,56 @@
  * Shapes a Range answer from the keys of a range, exactly as etcd 3.4 does: `count` is every key in the
  * range; the min/max revision filters then prune; a sort target other than KEY sorts ascending unless told
  * otherwise; the limit truncates last and sets `more`.
+ *
+ * A large answer is built in steps (`encodeInSteps`): each step turns at most `STEP_KEYS` keys into
+ * protobuf bytes, then yields to the event loop, so keep-alives and small requests are served between
+ * steps. Protobuf appends the repeated fields of concatenated messages, so the steps' bytes followed by
+ * the header's are one valid message; gRPC sends it as it is.
  */
 import type { KeyValue, RangeRequest } from "../proto/index.js";
 import { fromWire, SortOrder, SortTarget, toWire } from "../proto/index.js";
+import { encodeKeyValues } from "./encode.js";
 import { type Kv, kvToWire, kvValue, type ValueLoader } from "./kv.js";
+
+/** Reads values kept only in SQLite: one at a time, or those of a whole step at once. */
+export interface StepLoader {
+  one: ValueLoader;
+  /** A loader for the records of `step`, having read their values in one go where it can. */
+  step(step: Kv[]): ValueLoader;
+}
+
+/** Keys handled in one step of a large request: a few milliseconds of work. */
+export const STEP_KEYS = 500;
+
+/** Bytes of a large answer copied into its final buffer in one step. */
+const COPY_BYTES_PER_STEP = 2 * 1024 * 1024;
+
+const EMPTY_PART = Buffer.alloc(0);
+
+const waiting: (() => void)[] = [];
+let scheduled = false;
+
+function runOneStep(): void {
+  const next = waiting.shift();
+  if (waiting.length > 0) setImmediate(runOneStep);
+  else scheduled = false;
+  next?.();
+}
+
+/**
+ * Lets the event loop serve timers, I/O and other requests before the next step. Steps of all the large
+ * requests in flight take turns, one per event-loop iteration, so five concurrent ones delay a
+ * keep-alive by one step, not five.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(runOneStep);
+    }
+  });
+}
 
 function cmpBig(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -30,14 +76,20 @@ function comparator(target: number, load: ValueLoader): (a: Kv, b: Kv) => number
   }
 }
 
-/** The body of a RangeResponse (without header) for `all`, the keys of the range in key order. */
-export function rangeResult(
-  req: RangeRequest,
-  all: Kv[],
-  load: ValueLoader,
-): { kvs: KeyValue[]; more: boolean; count: string } {
-  const count = toWire(BigInt(all.length));
-  if (req.count_only) return { kvs: [], more: false, count };
+/** True if the answer is the range's first keys in key order: no filter, no other order. */
+export function plainOrder(req: RangeRequest): boolean {
+  const target = req.sort_target ?? SortTarget.KEY;
+  const order = req.sort_order ?? SortOrder.NONE;
+  const filtered =
+    fromWire(req.max_mod_revision) !== 0n ||
+    fromWire(req.min_mod_revision) !== 0n ||
+    fromWire(req.max_create_revision) !== 0n ||
+    fromWire(req.min_create_revision) !== 0n;
+  return !filtered && target === SortTarget.KEY && order !== SortOrder.DESCEND;
+}
+
+/** The keys of `all` the answer holds, filtered, sorted and limited; `more` if the limit cut. */
+function select(req: RangeRequest, all: Kv[], load: ValueLoader): { kvs: Kv[]; more: boolean } {
   const maxMod = fromWire(req.max_mod_revision);
   const minMod = fromWire(req.min_mod_revision);
   const maxCreate = fromWire(req.max_create_revision);
@@ -62,10 +114,87 @@ export function rangeResult(
     kvs.sort(order === SortOrder.DESCEND ? (a, b) => cmp(b, a) : cmp);
   }
   const limit = fromWire(req.limit);
-  let more = false;
-  if (limit > 0n && BigInt(kvs.length) > limit) {
-    kvs = kvs.slice(0, Number(limit));
-    more = true;
+  if (limit > 0n && BigInt(kvs.length) > limit) return { kvs: kvs.slice(0, Number(limit)), more: true };
+  return { kvs, more: false };
+}
+
+/**
+ * The body of a RangeResponse (without header) for `all`, the keys of the range in key order; `count`
+ * (default `all.length`) when `all` holds only the first keys of a plain-order answer.
+ */
+export function rangeResult(
+  req: RangeRequest,
+  all: Kv[],
+  load: ValueLoader,
+  count = all.length,
+): { kvs: KeyValue[]; more: boolean; count: string } {
+  if (req.count_only) return { kvs: [], more: false, count: toWire(BigInt(count)) };
+  const { kvs, more } = select(req, all, load);
+  return {
+    kvs: kvs.map((kv) => kvToWire(kv, load, req.keys_only)),
+    more: more || count > all.length,
+    count: toWire(BigInt(count)),
+  };
+}
+
+/**
+ * Encodes the key-values of a large answer in steps of `STEP_KEYS`, each step one message holding only
+ * them in `field`, and `tail` (the header and scalar fields, last so that they win) at the end.
+ * Values kept only in SQLite are read step by step too, before a VALUE sort needs them.
+ */
+export async function encodeInSteps(
+  kvs: Kv[],
+  keysOnly: boolean,
+  load: StepLoader,
+  field: "kvs" | "prev_kvs",
+  tail: Buffer,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < kvs.length; i += STEP_KEYS) {
+    const slice = kvs.slice(i, i + STEP_KEYS);
+    parts.push(encodeKeyValues(field, slice, keysOnly ? load.one : load.step(slice), keysOnly));
+    await nextTurn();
   }
-  return { kvs: kvs.map((kv) => kvToWire(kv, load, req.keys_only)), more, count };
+  parts.push(tail);
+  // One buffer for gRPC, filled a few megabytes a turn: a single copy of a large answer is a stall too.
+  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  let sinceTurn = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] as Buffer;
+    part.copy(out, offset);
+    // Copied: free for the next collection, not held until the whole answer is.
+    parts[i] = EMPTY_PART;
+    offset += part.length;
+    sinceTurn += part.length;
+    if (sinceTurn >= COPY_BYTES_PER_STEP) {
+      sinceTurn = 0;
+      await nextTurn();
+    }
+  }
+  return out;
+}
+
+/** A Range answer over many keys, encoded in steps: see `encodeInSteps`. */
+export async function encodeRangeInSteps(
+  req: RangeRequest,
+  all: Kv[],
+  load: StepLoader,
+  encode: (res: object) => Buffer,
+  header: object,
+): Promise<Buffer> {
+  const count = toWire(BigInt(all.length));
+  if (req.count_only) return encode({ header, count });
+  let source = all;
+  if ((req.sort_target ?? SortTarget.KEY) === SortTarget.VALUE) {
+    // The sort compares values: read those kept only in SQLite first, a step at a time.
+    source = [];
+    for (let i = 0; i < all.length; i += STEP_KEYS) {
+      for (const kv of all.slice(i, i + STEP_KEYS))
+        source.push(kv.value === null ? { ...kv, value: load.one(kv) } : kv);
+      await nextTurn();
+    }
+  }
+  const { kvs, more } = select(req, source, load.one);
+  return encodeInSteps(kvs, Boolean(req.keys_only), load, "kvs", encode({ header, more, count }));
 }

@@ -3,14 +3,18 @@
  * compacts old history on timers, and closes everything in order.
  */
 import { mkdirSync } from "node:fs";
+import type { Server as HttpServer } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/index.js";
 import type { SyncMode } from "./db.js";
 import { LockdStartError } from "./errors.js";
+import { Metrics, serveMetrics } from "./metrics.js";
 import {
   authHandlers,
   clusterHandlers,
+  type HandlerContext,
   kvHandlers,
   type Log,
   leaseHandlers,
@@ -40,6 +44,8 @@ export interface LockdOptions {
   maxRequestBytes?: number;
   /** Largest total size of live keys and values; default 256 MiB. */
   quotaBytes?: number;
+  /** Operation budget of a Txn, nested ones included, as etcd's `--max-txn-ops`; default 128. */
+  maxTxnOps?: number;
   /** Most watchers on the node; default 10,000. */
   maxWatchers?: number;
   /** Most watchers on one stream; default 1,000. */
@@ -48,6 +54,11 @@ export interface LockdOptions {
   progressNotifyMs?: number;
   /** Receives log events; default JSON lines on standard error. */
   log?: Log;
+  /**
+   * Serve Prometheus metrics at `http://HOST:PORT/metrics` on their own port, as etcd's
+   * `--listen-metrics-urls`; off by default. Port 0 picks a free one.
+   */
+  metrics?: { host: string; port: number };
 }
 
 /** A running lockd node. */
@@ -58,6 +69,8 @@ export interface LockdServer {
   endpoint: string;
   /** Database file, or `:memory:`. */
   dataPath: string;
+  /** `host:port` of the metrics endpoint, if served. */
+  metricsEndpoint: string | undefined;
   /**
    * Stops accepting calls, ends open ones after a grace of `graceMs` (default 2 s), commits what is
    * pending and closes the database. Safe to call twice; the second call waits for the first.
@@ -68,6 +81,22 @@ export interface LockdServer {
 const stderrLog: Log = (event, fields) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
 };
+
+/**
+ * The KV service definition with response encoders that send a `Buffer` as it is: the protobuf bytes of a
+ * large answer, encoded by the store in steps. Anything else is encoded as usual.
+ */
+function encodedAnswers(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const encode = method.responseSerialize;
+    out[name] = {
+      ...method,
+      responseSerialize: (res: unknown) => (Buffer.isBuffer(res) ? res : encode(res)),
+    };
+  }
+  return out;
+}
 
 function bind(server: grpc.Server, address: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -98,10 +127,15 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     path: dataPath,
     maxRequestBytes,
     quotaBytes: options.quotaBytes,
+    maxTxnOps: options.maxTxnOps,
     sync: options.sync,
     onBroken: (err) => log("storage-broken", { error: String(err) }),
   });
   const hub = new WatchHub(options.maxWatchers ?? 10_000);
+  const metrics = options.metrics ? new Metrics() : undefined;
+  if (metrics)
+    store.timings = { commit: (s) => metrics.commit.observe(s), fsync: (s) => metrics.fsync.observe(s) };
+  const ctx: HandlerContext = { log, metrics };
   store.onCommit = (revisions) => {
     try {
       hub.dispatch(revisions);
@@ -117,14 +151,17 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
   const services = etcdServices();
   let port = 0;
   const address = host.includes(":") ? `[${host}]` : host;
-  server.addService(services.KV.service, kvHandlers(store, log));
-  server.addService(services.Lease.service, leaseHandlers(store, log));
+  server.addService(encodedAnswers(services.KV.service), kvHandlers(store, ctx));
+  server.addService(services.Lease.service, leaseHandlers(store, ctx));
   server.addService(
     services.Cluster.service,
-    clusterHandlers(store, log, () => `http://${address}:${port}`),
+    clusterHandlers(store, ctx, () => `http://${address}:${port}`),
   );
-  server.addService(services.Maintenance.service, maintenanceHandlers(store, log));
-  server.addService(services.Auth.service, authHandlers(log));
+  server.addService(
+    services.Maintenance.service,
+    maintenanceHandlers(store, ctx, options.dataDir ?? tmpdir()),
+  );
+  server.addService(services.Auth.service, authHandlers(ctx));
   const limits = {
     perStream: options.maxWatchersPerStream ?? 1000,
     progressMs: options.progressNotifyMs ?? 600_000,
@@ -134,9 +171,24 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     Watch: ((call: grpc.ServerDuplexStream<never, never>) =>
       new WatchStream(call, store, hub, limits)) as never,
   });
+  let metricsServer: HttpServer | undefined;
+  let metricsEndpoint: string | undefined;
   try {
     port = await bind(server, `${address}:${options.port ?? 2379}`);
+    if (metrics && options.metrics) {
+      const gauges = {
+        leases: () => store.leaseCount,
+        watchers: () => hub.size,
+        keys: () => store.keyCount,
+        revision: () => store.rev,
+      };
+      const served = await serveMetrics(metrics, gauges, options.metrics.host, options.metrics.port);
+      metricsServer = served.server;
+      const h = options.metrics.host;
+      metricsEndpoint = `${h.includes(":") ? `[${h}]` : h}:${served.port}`;
+    }
   } catch (err) {
+    server.forceShutdown();
     store.close();
     throw err;
   }
@@ -154,6 +206,8 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     closing ??= (async () => {
       clearInterval(expiry);
       clearInterval(compaction);
+      metricsServer?.closeAllConnections();
+      metricsServer?.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
@@ -168,5 +222,5 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     })();
     return closing;
   };
-  return { host, port, endpoint: `${address}:${port}`, dataPath, close };
+  return { host, port, endpoint: `${address}:${port}`, dataPath, metricsEndpoint, close };
 }

@@ -31,6 +31,33 @@ export class SortedKeys {
     if (this.keys[i] === key) this.keys.splice(i, 1);
   }
 
+  /** Positions `[lo, hi)` of the keys in `range`: `hi - lo` is their count, found in O(log n). */
+  bounds(range: KeyRange): [number, number] {
+    if ("single" in range) {
+      const i = this.lowerBound(range.single);
+      return this.keys[i] === range.single ? [i, i + 1] : [i, i];
+    }
+    const lo = this.lowerBound(range.start);
+    if (range.end === null) return [lo, this.keys.length];
+    if (range.end <= range.start) return [lo, lo];
+    return [lo, this.lowerBound(range.end)];
+  }
+
+  /** A copy of the keys at positions `[lo, hi)`. */
+  slice(lo: number, hi: number): KeyString[] {
+    return this.keys.slice(lo, hi);
+  }
+
+  /** Removes the keys at positions `[lo, hi)` in one move (a range delete). */
+  deleteBetween(lo: number, hi: number): void {
+    if (hi > lo) this.keys.splice(lo, hi - lo);
+  }
+
+  /** Removes every key of `gone` in one pass (a lease's keys, spread over the index). */
+  deleteAll(gone: ReadonlySet<KeyString>): void {
+    this.keys = this.keys.filter((k) => !gone.has(k));
+  }
+
   /** The keys in `range`, in byte order. */
   *scan(range: KeyRange): Generator<KeyString> {
     if ("single" in range) {

@@ -30,10 +30,11 @@ import type {
   TxnRequest,
   TxnResponse,
 } from "../proto/index.js";
-import { CompareResult, CompareTarget, fromWire, toWire } from "../proto/index.js";
-import { LockdDb, type SyncMode } from "./db.js";
+import { CompareResult, CompareTarget, etcdServices, fromWire, toWire } from "../proto/index.js";
+import { type CopyPoint, copyDatabase } from "./backup.js";
+import { type HistoryRow, LockdDb, type SyncMode } from "./db.js";
 import { EtcdError, errors } from "./errors.js";
-import { type KeyRange, type KeyString, keyBytes, keyOf, keyRange } from "./keys.js";
+import { inRange, type KeyRange, type KeyString, keyBytes, keyOf, keyRange } from "./keys.js";
 import {
   type ChangeEvent,
   DELETE,
@@ -49,9 +50,25 @@ import {
   type ValueLoader,
 } from "./kv.js";
 import { LeaseIdGenerator } from "./lease-ids.js";
-import { rangeResult } from "./range-result.js";
+import {
+  encodeInSteps,
+  encodeRangeInSteps,
+  nextTurn,
+  plainOrder,
+  rangeResult,
+  STEP_KEYS,
+  type StepLoader,
+} from "./range-result.js";
 import { SortedKeys } from "./sorted-keys.js";
-import { checkDelete, checkPut, checkRange, checkTxn, payloadBytes, txnWrites } from "./validate.js";
+import {
+  checkDelete,
+  checkPut,
+  checkRange,
+  checkTxn,
+  MAX_TXN_OPS,
+  payloadBytes,
+  txnWrites,
+} from "./validate.js";
 
 /** etcd's largest lease TTL, in seconds. */
 export const MAX_LEASE_TTL = 9_000_000_000n;
@@ -66,6 +83,8 @@ export interface StoreOptions {
   quotaBytes?: number;
   /** Smallest lease TTL granted, in seconds; default 1. */
   minLeaseTtl?: bigint;
+  /** Operation budget of a Txn, nested ones included, as etcd's `--max-txn-ops`; default 128. */
+  maxTxnOps?: number;
   /** When a commit is durable: see `SyncMode`. Default "full". */
   sync?: SyncMode;
   /**
@@ -86,6 +105,15 @@ interface LeaseState {
 interface Pending {
   resolve(): void;
   reject(err: unknown): void;
+}
+
+/**
+ * The keys of a range read that works in steps, as they were when it began: a write that changes or
+ * deletes one of them first saves its record here, so the read still sees the state of its revision.
+ */
+interface Snapshot {
+  range: KeyRange;
+  saved: Map<KeyString, Kv>;
 }
 
 interface Batch {
@@ -118,6 +146,15 @@ class Writer {
   }
 }
 
+/** Large reads answered at once; more wait their turn. */
+const MAX_LARGE_READS = 2;
+
+/** The gRPC encoder of a KV method's response: the bytes a stepped answer is made of. */
+function encoder(method: "Range" | "DeleteRange"): (res: object) => Buffer {
+  const definition = etcdServices().KV.service[method] as { responseSerialize: (res: object) => Buffer };
+  return definition.responseSerialize;
+}
+
 function randomId(): bigint {
   // Positive int64, never 0: lease ids and node ids.
   const id = randomBytes(8).readBigUInt64BE() & 0x7fff_ffff_ffff_ffffn;
@@ -141,6 +178,7 @@ export class Store {
   private readonly maxRequestBytes: number;
   private readonly quotaBytes: number;
   private readonly minLeaseTtl: bigint;
+  private readonly maxTxnOps: number;
   private readonly onBroken: (err: unknown) => void;
   private readonly live = new Map<KeyString, Kv>();
   private readonly sorted = new SortedKeys();
@@ -153,6 +191,16 @@ export class Store {
   private batch: Batch | undefined;
   private closed = false;
   private leaseIds: LeaseIdGenerator | undefined;
+  /** Requests working in steps (see `stepped`), and what waits for there to be none. */
+  private steppedRunning = 0;
+  private steppedDone: (() => void)[] = [];
+  /** A write is applying in steps (see `runSteps`); requests that use the index wait in `gated`. */
+  private applying = false;
+  private readonly gated: (() => void)[] = [];
+  private readonly snapshots = new Set<Snapshot>();
+  /** Large reads being answered, and those waiting for one of the `MAX_LARGE_READS` places. */
+  private largeReads = 0;
+  private readonly largeReadQueue: (() => void)[] = [];
 
   /** Opens the database and rebuilds the index from it. Throws `LockdStorageError` if it cannot. */
   constructor(options: StoreOptions) {
@@ -160,6 +208,7 @@ export class Store {
     this.maxRequestBytes = options.maxRequestBytes ?? 1.5 * 1024 * 1024;
     this.quotaBytes = options.quotaBytes ?? 256 * 1024 * 1024;
     this.minLeaseTtl = options.minLeaseTtl ?? 1n;
+    this.maxTxnOps = options.maxTxnOps ?? MAX_TXN_OPS;
     this.onBroken = options.onBroken ?? (() => {});
     this.db.begin();
     this.clusterId = this.db.meta("cluster_id") ?? randomId();
@@ -187,6 +236,16 @@ export class Store {
     return this.live.size;
   }
 
+  /** Number of leases. */
+  get leaseCount(): number {
+    return this.leaseMap.size;
+  }
+
+  /** Receives the duration of each commit and WAL sync, in seconds. */
+  set timings(timings: { commit(seconds: number): void; fsync(seconds: number): void }) {
+    this.db.timings = timings;
+  }
+
   /** Database size in bytes, total and in use. */
   dbSize(): { total: bigint; inUse: bigint } {
     return this.db.size();
@@ -195,6 +254,26 @@ export class Store {
   /** Reads a value that is not kept in memory from the key's row in history (always kept while live). */
   readonly loadValue: ValueLoader = (kv) =>
     this.db.valueAt(keyBytes(kv.key), kv.modRev)?.toString("latin1") ?? "";
+
+  /**
+   * Values of a step of a large answer: when its records are in key order, one query reads every value
+   * of their key span kept only in SQLite; else (or for a few) one query per value.
+   */
+  private readonly stepLoader: StepLoader = {
+    one: this.loadValue,
+    step: (step) => {
+      const missing = step.filter((kv) => kv.value === null);
+      if (missing.length < 16) return this.loadValue;
+      for (let i = 1; i < step.length; i++)
+        if ((step[i - 1] as Kv).key > (step[i] as Kv).key) return this.loadValue;
+      const first = keyBytes((missing[0] as Kv).key);
+      const last = keyBytes((missing[missing.length - 1] as Kv).key);
+      const values = new Map<string, Buffer>();
+      for (const row of this.db.valuesBetween(first, last, INLINE_VALUE_BYTES))
+        values.set(`${row.rev} ${keyOf(row.key)}`, row.value);
+      return (kv) => values.get(`${kv.modRev} ${kv.key}`)?.toString("latin1") ?? this.loadValue(kv);
+    },
+  };
 
   /** A top-level response header at `rev`. */
   header(rev: bigint = this.revision): ResponseHeader {
@@ -243,6 +322,11 @@ export class Store {
    * error is a storage failure: the batch is rolled back and every request in it fails.
    */
   private run<T>(compute: () => T): Promise<T> {
+    if (this.applying) {
+      return new Promise<T>((resolve, reject) =>
+        this.gated.push(() => void this.run(compute).then(resolve, reject)),
+      );
+    }
     return new Promise<T>((resolve, reject) => {
       if (this.closed) {
         reject(errors.stopped());
@@ -265,6 +349,52 @@ export class Store {
     });
   }
 
+  /**
+   * Runs a write that may take several event-loop turns (a delete of many keys): `apply` changes the
+   * index and SQLite a step per turn. Until it ends, every request that uses the index waits (in order),
+   * and the batch does not commit, so the write is seen whole or not at all; keep-alives and reads of the
+   * committed revision go on. Resolves once committed. An `EtcdError` from `apply` (thrown before any
+   * change) rejects only this request; any other error fails the batch.
+   */
+  private runSteps<T>(apply: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const start = () => {
+        if (this.closed) {
+          reject(errors.stopped());
+          return;
+        }
+        this.applying = true;
+        apply()
+          .then(
+            (result) => {
+              if (this.batch) this.batch.pending.push({ resolve: () => resolve(result), reject });
+              else resolve(result);
+            },
+            (err: unknown) => {
+              if (err instanceof EtcdError) {
+                reject(err);
+                return;
+              }
+              if (this.batch) this.failBatch(err);
+              reject(this.closed ? errors.stopped() : errors.storageFailed(err));
+            },
+          )
+          .finally(() => {
+            this.applying = false;
+            while (!this.applying && this.gated.length > 0) (this.gated.shift() as () => void)();
+          });
+      };
+      if (this.applying) this.gated.push(start);
+      else start();
+    });
+  }
+
+  /** Saves the record a write is about to change for the stepped reads that began before it. */
+  private remember(key: KeyString, prev: Kv): void {
+    for (const snap of this.snapshots)
+      if (!snap.saved.has(key) && inRange(snap.range, key)) snap.saved.set(key, prev);
+  }
+
   /** Runs `fn` once no write is waiting for its commit (now, if none is). */
   whenIdle(fn: () => void): void {
     if (this.batch) this.batch.idle.push(fn);
@@ -274,7 +404,13 @@ export class Store {
   private ensureBatch(): Batch {
     if (this.batch) return this.batch;
     this.db.begin();
-    const batch: Batch = { pending: [], revisions: [], idle: [], leases: new Set(), compacts: false };
+    const batch: Batch = {
+      pending: [],
+      revisions: [],
+      idle: [],
+      leases: new Set(),
+      compacts: false,
+    };
     this.batch = batch;
     setImmediate(() => this.commit(batch));
     return batch;
@@ -282,6 +418,11 @@ export class Store {
 
   private commit(batch: Batch): void {
     if (this.batch !== batch) return;
+    if (this.applying) {
+      // A write is applying in steps: the batch commits once it is whole.
+      setImmediate(() => this.commit(batch));
+      return;
+    }
     try {
       this.db.commit();
     } catch (err) {
@@ -293,6 +434,30 @@ export class Store {
     this.onCommit(batch.revisions);
     for (const p of batch.pending) p.resolve();
     for (const fn of batch.idle) fn();
+  }
+
+  /** Resolves once the writes this node holds now are committed; rejects if their commit fails. */
+  private afterCommit(): Promise<void> {
+    const batch = this.batch;
+    if (!batch) return Promise.resolve();
+    return new Promise((resolve, reject) => batch.pending.push({ resolve, reject }));
+  }
+
+  /**
+   * Runs a request that works in steps across event-loop turns. Compaction waits until none runs, so the
+   * history rows such a request still reads stay.
+   */
+  private async stepped<T>(work: () => Promise<T>): Promise<T> {
+    this.steppedRunning++;
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof EtcdError) throw err;
+      throw this.closed ? errors.stopped() : errors.storageFailed(err);
+    } finally {
+      this.steppedRunning--;
+      if (this.steppedRunning === 0) for (const fn of this.steppedDone.splice(0)) fn();
+    }
   }
 
   private failBatch(cause: unknown): void {
@@ -326,46 +491,143 @@ export class Store {
   /** The keys of `range` at revision `rev`: from memory if it holds `rev` (`memoryRev`), else from history. */
   private keysAt(range: KeyRange, rev: bigint, memoryRev: bigint): Kv[] {
     if (rev === memoryRev) {
-      const out: Kv[] = [];
-      for (const key of this.sorted.scan(range)) out.push(this.live.get(key) as Kv);
-      return out;
+      const [lo, hi] = this.sorted.bounds(range);
+      return this.sorted.slice(lo, hi).map((key) => this.live.get(key) as Kv);
     }
     return this.db.rangeAt(range, rev).map((row) => kvOfRow(row));
   }
 
-  private rangeAt(req: RangeRequest, currentRev: bigint, memoryRev = currentRev): RangeResponse {
-    const asked = fromWire(req.revision);
+  private checkRev(asked: bigint, currentRev: bigint): bigint {
     if (asked > currentRev) throw errors.futureRev();
     const rev = asked > 0n ? asked : currentRev;
     if (rev < this.compacted) throw errors.compacted();
-    const all = this.keysAt(keyRange(req.key, req.range_end), rev, memoryRev);
-    return { header: innerHeader(currentRev), ...rangeResult(req, all, this.loadValue) };
+    return rev;
+  }
+
+  /** A Range inside a Txn, answered at once: a count needs no keys, only their positions. */
+  private rangeAt(req: RangeRequest, currentRev: bigint): RangeResponse {
+    const rev = this.checkRev(fromWire(req.revision), currentRev);
+    const range = keyRange(req.key, req.range_end);
+    const header = innerHeader(currentRev);
+    if (rev === this.revision && req.count_only) {
+      const [lo, hi] = this.sorted.bounds(range);
+      return { header, ...rangeResult(req, [], this.loadValue, hi - lo) };
+    }
+    return { header, ...rangeResult(req, this.keysAt(range, rev, this.revision), this.loadValue) };
   }
 
   /**
    * KV.Range. While writes wait for their commit, a read that does not ask for a newer revision is
-   * answered at once from the committed revision (SQLite holds it: every uncommitted row is above it), so
-   * reads never wait for a disk sync. That is still linearizable: every acknowledged write is at or
-   * below the committed revision.
+   * answered from the committed revision (SQLite holds it: every uncommitted row is above it), so reads
+   * never wait for a disk sync. That is still linearizable: every acknowledged write is at or below the
+   * committed revision. A read over more than `STEP_KEYS` keys takes the keys it answers with in one
+   * go (pointers from memory, or pages from SQLite between turns) and is encoded in steps: the answer is
+   * then the protobuf bytes of the response.
    */
-  range(req: RangeRequest): Promise<RangeResponse> {
-    const batch = this.batch;
-    if (batch && !batch.compacts && !this.closed && fromWire(req.revision) <= this.committed) {
-      try {
-        checkRange(req);
-        const res = this.rangeAt(req, this.committed, this.revision);
-        res.header = this.header(this.committed);
-        return Promise.resolve(res);
-      } catch (err) {
-        return Promise.reject(err instanceof EtcdError ? err : errors.storageFailed(err));
-      }
-    }
-    return this.run(() => {
+  range(req: RangeRequest): Promise<RangeResponse | Buffer> {
+    if (this.closed) return Promise.reject(errors.stopped());
+    try {
       checkRange(req);
-      const res = this.rangeAt(req, this.revision);
-      res.header = this.header();
-      return res;
-    });
+      const batch = this.batch;
+      const asked = fromWire(req.revision);
+      const fromCommitted = batch !== undefined && !batch.compacts && asked <= this.committed;
+      // The index is half-changed while a write applies in steps: a read of it waits its turn.
+      if (this.applying && !fromCommitted) return this.run(() => undefined).then(() => this.range(req));
+      const current = fromCommitted ? this.committed : this.revision;
+      const rev = this.checkRev(asked, current);
+      // Reads of uncommitted writes (only while a compaction is pending) reply after their commit.
+      const durable = fromCommitted ? Promise.resolve() : this.afterCommit();
+      durable.catch(() => {});
+      const range = keyRange(req.key, req.range_end);
+      const header = this.header(current);
+      if (rev !== this.revision) {
+        if ("single" in range) {
+          const res = { header, ...rangeResult(req, this.keysAt(range, rev, this.revision), this.loadValue) };
+          return durable.then(() => res);
+        }
+        if (this.largeReads >= MAX_LARGE_READS) return this.afterLargeRead().then(() => this.range(req));
+        return this.largeRead(async () => {
+          const all = await this.readPages(range, rev);
+          const bytes = await encodeRangeInSteps(req, all, this.stepLoader, encoder("Range"), header);
+          await durable;
+          return bytes;
+        });
+      }
+      const [lo, hi] = this.sorted.bounds(range);
+      const limit = fromWire(req.limit);
+      let res: RangeResponse | undefined;
+      if (req.count_only) res = { header, ...rangeResult(req, [], this.loadValue, hi - lo) };
+      else if (hi - lo <= STEP_KEYS)
+        res = { header, ...rangeResult(req, this.keysAt(range, rev, rev), this.loadValue) };
+      else if (limit > 0n && limit <= BigInt(STEP_KEYS) && plainOrder(req)) {
+        // The first keys in key order are the whole answer: only they are looked at.
+        const first = this.sorted.slice(lo, lo + Number(limit)).map((key) => this.live.get(key) as Kv);
+        res = { header, ...rangeResult(req, first, this.loadValue, hi - lo) };
+      }
+      if (res) {
+        const answer = res;
+        return durable.then(() => answer);
+      }
+      // The keys as they are now; their records are looked up in steps, through a snapshot that keeps
+      // what later writes replace (records are never changed in place, only replaced).
+      if (this.largeReads >= MAX_LARGE_READS) return this.afterLargeRead().then(() => this.range(req));
+      const keys = this.sorted.slice(lo, hi);
+      const snap: Snapshot = { range, saved: new Map() };
+      this.snapshots.add(snap);
+      return this.largeRead(async () => {
+        const all: Kv[] = [];
+        try {
+          for (let i = 0; i < keys.length; i += STEP_KEYS) {
+            if (i > 0) await nextTurn();
+            for (const key of keys.slice(i, i + STEP_KEYS))
+              all.push(snap.saved.get(key) ?? (this.live.get(key) as Kv));
+          }
+        } finally {
+          this.snapshots.delete(snap);
+        }
+        const bytes = await encodeRangeInSteps(req, all, this.stepLoader, encoder("Range"), header);
+        await durable;
+        return bytes;
+      });
+    } catch (err) {
+      return Promise.reject(err instanceof EtcdError ? err : errors.storageFailed(err));
+    }
+  }
+
+  /**
+   * Runs a large read in steps (see `stepped`), holding one of the `MAX_LARGE_READS` places: each holds
+   * its answer's buffers until sent, so more at once would only raise the peak memory, not the speed.
+   */
+  private async largeRead<T>(work: () => Promise<T>): Promise<T> {
+    this.largeReads++;
+    try {
+      return await this.stepped(work);
+    } finally {
+      this.largeReads--;
+      this.largeReadQueue.shift()?.();
+    }
+  }
+
+  /** Resolves when a large read ends; the waiting read then starts over, from the state at that time. */
+  private afterLargeRead(): Promise<void> {
+    return new Promise((resolve) => this.largeReadQueue.push(resolve));
+  }
+
+  /** The live keys of `range` at `rev` from history, a page per turn. */
+  private async readPages(range: Exclude<KeyRange, { single: KeyString }>, rev: bigint): Promise<Kv[]> {
+    const all: Kv[] = [];
+    if (range.end !== null && range.end <= range.start) return all;
+    const start = keyBytes(range.start);
+    const end = range.end === null ? null : keyBytes(range.end);
+    let after: Buffer = EMPTY;
+    for (;;) {
+      const rows = this.db.rangePage(start, end, rev, after, STEP_KEYS);
+      for (const row of rows) if (row.version > 0n) all.push(kvOfRow(row, false));
+      if (rows.length < STEP_KEYS) return all;
+      after = (rows[rows.length - 1] as HistoryRow).key;
+      await nextTurn();
+      if (rev < this.compacted) throw errors.compacted();
+    }
   }
 
   private putIn(w: Writer, req: PutRequest): PutResponse {
@@ -396,6 +658,7 @@ export class Store {
       value: bytes,
       lease,
     });
+    if (prev) this.remember(key, prev);
     if (prev && prev.lease !== 0n && prev.lease !== lease) this.leaseMap.get(prev.lease)?.keys.delete(key);
     if (lease !== 0n) this.leaseMap.get(lease)?.keys.add(key);
     if (!prev) this.sorted.add(key);
@@ -408,11 +671,12 @@ export class Store {
     };
   }
 
-  private deleteKeys(w: Writer, keys: KeyString[]): Kv[] {
-    const deleted: Kv[] = [];
+  /** Deletes `keys` (all live) at the writer's revision, from the index and into SQLite; not from `sorted`. */
+  private deleteStep(w: Writer, keys: KeyString[], deleted: Kv[]): void {
     if (keys.length > 0) this.ensureBatch();
     for (const key of keys) {
       const prev = this.live.get(key) as Kv;
+      this.remember(key, prev);
       this.db.insert({
         key: keyBytes(key),
         rev: w.rev,
@@ -424,17 +688,43 @@ export class Store {
       });
       if (prev.lease !== 0n) this.leaseMap.get(prev.lease)?.keys.delete(key);
       this.live.delete(key);
-      this.sorted.delete(key);
       this.liveBytes -= key.length + prev.size;
       w.events.push({ type: DELETE, kv: tombstone(key, w.rev), prev });
       deleted.push(prev);
     }
+  }
+
+  /** Removes deleted keys from `sorted`: one run `[lo, hi)` of it, or keys spread over it. */
+  private unindex(keys: KeyString[], run: [number, number] | undefined): void {
+    if (run) this.sorted.deleteBetween(run[0], run[1]);
+    else if (keys.length > 64) this.sorted.deleteAll(new Set(keys));
+    else for (const key of keys) this.sorted.delete(key);
+  }
+
+  /** Deletes `keys` (sorted, all live) at once; `run` gives their positions in `sorted` if they are one run. */
+  private deleteKeys(w: Writer, keys: KeyString[], run?: [number, number]): Kv[] {
+    const deleted: Kv[] = [];
+    this.deleteStep(w, keys, deleted);
+    this.unindex(keys, run);
     return deleted;
   }
 
+  /** `deleteKeys` a step per turn; only inside `runSteps`, which keeps every other user of the index out. */
+  private async deleteKeysInSteps(w: Writer, keys: KeyString[], run?: [number, number]): Promise<Kv[]> {
+    const deleted: Kv[] = [];
+    for (let i = 0; i < keys.length; i += STEP_KEYS) {
+      if (i > 0) await nextTurn();
+      if (this.closed) throw errors.stopped();
+      this.deleteStep(w, keys.slice(i, i + STEP_KEYS), deleted);
+    }
+    this.unindex(keys, run);
+    return deleted;
+  }
+
+  /** Deletes a range inside a Txn, at once. */
   private deleteIn(w: Writer, req: DeleteRangeRequest): DeleteRangeResponse {
-    const keys = [...this.sorted.scan(keyRange(req.key, req.range_end))];
-    const deleted = this.deleteKeys(w, keys);
+    const [lo, hi] = this.sorted.bounds(keyRange(req.key, req.range_end));
+    const deleted = this.deleteKeys(w, this.sorted.slice(lo, hi), [lo, hi]);
     return {
       header: innerHeader(w.readRev),
       deleted: toWire(BigInt(deleted.length)),
@@ -459,17 +749,42 @@ export class Store {
     });
   }
 
-  /** KV.DeleteRange. */
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return this.run(() => {
+  /**
+   * KV.DeleteRange: every key of the range at one revision, deleted a step per turn (see `runSteps`).
+   * With `prev_kv` over more than `STEP_KEYS` keys, the answer is encoded in steps once committed.
+   */
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse | Buffer> {
+    let finished = () => {};
+    const applied = this.runSteps(async () => {
       checkDelete(req);
       this.checkSize(req, false);
       const w = new Writer(this.revision);
-      const res = this.deleteIn(w, req);
+      const [lo, hi] = this.sorted.bounds(keyRange(req.key, req.range_end));
+      const deleted = await this.deleteKeysInSteps(w, this.sorted.slice(lo, hi), [lo, hi]);
       this.finish(w);
-      res.header = this.header(w.readRev);
-      return res;
+      // Until the answer is encoded its previous values are read from history: no compaction meanwhile.
+      if (req.prev_kv && deleted.length > STEP_KEYS)
+        void this.stepped(() => new Promise<void>((resolve) => (finished = resolve)));
+      return { header: this.header(w.readRev), deleted: toWire(BigInt(deleted.length)), kvs: deleted };
     });
+    return applied.then(
+      async ({ header, deleted, kvs }) => {
+        const res: DeleteRangeResponse = { header, deleted, prev_kvs: [] };
+        if (!req.prev_kv) return res;
+        if (kvs.length <= STEP_KEYS)
+          return { ...res, prev_kvs: kvs.map((kv) => kvToWire(kv, this.loadValue)) };
+        try {
+          const encode = encoder("DeleteRange");
+          return await encodeInSteps(kvs, false, this.stepLoader, "prev_kvs", encode(res));
+        } finally {
+          finished();
+        }
+      },
+      (err: unknown) => {
+        finished();
+        throw err;
+      },
+    );
   }
 
   private compareOk(c: Compare): boolean {
@@ -538,7 +853,9 @@ export class Store {
         case "request_put":
           return { response_put: this.putIn(w, op.request_put as PutRequest) };
         case "request_delete_range":
-          return { response_delete_range: this.deleteIn(w, op.request_delete_range as DeleteRangeRequest) };
+          return {
+            response_delete_range: this.deleteIn(w, op.request_delete_range as DeleteRangeRequest),
+          };
         default: {
           const nested = op.request_txn as TxnRequest;
           const p = path.nested[n++] as Path;
@@ -552,7 +869,7 @@ export class Store {
   /** KV.Txn: compares, then the chosen branch, all in one revision. */
   txn(req: TxnRequest): Promise<TxnResponse> {
     return this.run(() => {
-      checkTxn(req);
+      checkTxn(req, this.maxTxnOps);
       const writes = txnWrites(req);
       this.checkSize(req, writes);
       const path = this.choosePath(req);
@@ -566,7 +883,9 @@ export class Store {
   }
 
   /** KV.Compact: forgets history below `revision`. */
-  compact(req: CompactionRequest): Promise<CompactionResponse> {
+  async compact(req: CompactionRequest): Promise<CompactionResponse> {
+    // Requests working in steps may still read the history it would remove.
+    while (this.steppedRunning > 0) await new Promise<void>((resolve) => this.steppedDone.push(resolve));
     return this.run(() => {
       const rev = fromWire(req.revision);
       if (rev <= this.compacted) throw errors.compacted();
@@ -589,6 +908,8 @@ export class Store {
    * committed. For the periodic auto-compaction.
    */
   autoCompact(retention: bigint): Promise<void> {
+    // Requests working in steps may still read the history it would remove: the next round compacts.
+    if (this.steppedRunning > 0) return Promise.resolve();
     return this.run(() => {
       const target = this.revision - retention;
       if (target > this.compacted && target > 0n) this.compactTo(target);
@@ -641,11 +962,12 @@ export class Store {
     });
   }
 
-  private revokeNow(id: bigint): void {
+  /** Deletes lease `id` and, in one revision, its keys (a step per turn: only inside `runSteps`). */
+  private async revokeInSteps(id: bigint): Promise<void> {
     const lease = this.leaseMap.get(id);
     if (!lease) throw errors.leaseNotFound();
     const w = new Writer(this.revision);
-    this.deleteKeys(w, [...lease.keys].sort());
+    await this.deleteKeysInSteps(w, [...lease.keys].sort());
     this.ensureBatch().leases.add(id);
     this.db.deleteLease(id);
     this.leaseMap.delete(id);
@@ -654,8 +976,8 @@ export class Store {
 
   /** Lease.LeaseRevoke: deletes the lease and, in one revision, its keys. */
   revoke(id: bigint): Promise<LeaseRevokeResponse> {
-    return this.run(() => {
-      this.revokeNow(id);
+    return this.runSteps(async () => {
+      await this.revokeInSteps(id);
       return { header: this.header() };
     });
   }
@@ -705,18 +1027,46 @@ export class Store {
     const due = [...this.leaseMap.values()].filter((l) => l.expiresAt <= now).map((l) => l.id);
     await Promise.all(
       due.map((id) =>
-        this.run(() => {
+        this.runSteps(async () => {
           const lease = this.leaseMap.get(id);
           // Kept alive or revoked since it was found due: leave it.
-          if (lease && lease.expiresAt <= now) this.revokeNow(id);
+          if (lease && lease.expiresAt <= now) await this.revokeInSteps(id);
         }),
       ),
     );
   }
 
+  /**
+   * Writes a consistent copy of the database at the committed revision to `path` (see `copyDatabase`)
+   * and resolves with that revision. Waits for pending writes to commit, then copies a step per turn;
+   * compaction waits meanwhile. Rejects if the node closes first; a second call makes a second copy.
+   */
+  backup(path: string): Promise<bigint> {
+    return this.stepped(async () => {
+      // Taken when no write is pending, so the database holds exactly the committed revision.
+      const point = await new Promise<CopyPoint | undefined>((resolve) =>
+        this.whenIdle(() => resolve(this.closed ? undefined : this.copyPoint())),
+      );
+      if (!point) throw errors.stopped();
+      await copyDatabase(this.db, point, path, () => !this.closed);
+      return point.revision;
+    });
+  }
+
+  private copyPoint(): CopyPoint {
+    const meta: CopyPoint["meta"] = {};
+    for (const name of ["cluster_id", "member_id", "term", "compact_revision"] as const) {
+      const value = this.db.meta(name);
+      if (value !== undefined) meta[name] = value;
+    }
+    return { revision: this.committed, leases: this.db.leases(), meta };
+  }
+
   /** Commits what is pending and closes the database. Later requests fail with "server stopped". */
   close(): void {
-    if (!this.closed && this.batch) this.commit(this.batch);
+    // A write still applying in steps is not whole: its batch is abandoned (nothing in it was answered).
+    if (!this.closed && this.batch && this.applying) this.failBatch(errors.stopped());
+    else if (!this.closed && this.batch) this.commit(this.batch);
     this.closed = true;
     this.db.close();
   }

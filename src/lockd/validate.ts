@@ -44,31 +44,41 @@ function checkCompare(c: Compare): void {
   if (c.target < 0 || c.target > 4) throw errors.invalidArgument("unknown compare target");
 }
 
-function checkOp(op: RequestOp): void {
+function checkOp(op: RequestOp, budget: number): void {
   if (op.request === "request_range") checkRange(op.request_range as RangeRequest);
   else if (op.request === "request_put") checkPut(op.request_put as PutRequest);
   else if (op.request === "request_delete_range") checkDelete(op.request_delete_range as DeleteRangeRequest);
-  else if (op.request === "request_txn") checkTxn(op.request_txn as TxnRequest, false);
+  else if (op.request === "request_txn") checkOps(op.request_txn as TxnRequest, budget);
   // etcd answers an empty operation so.
   else throw errors.keyNotFound();
 }
 
 /**
- * Rejects a Txn as etcd does: at most `MAX_TXN_OPS` compares or operations per branch, every key given,
- * every operation valid; and no key written twice in one branch, nor written where it is also deleted.
+ * etcd's op budget: a transaction's size is its longest list (compares, then, else); it must fit the
+ * budget, and what it leaves is the budget of each nested transaction. So 128 nested transactions leave
+ * none of them room for even one operation, and a transaction and its nested ones together stay near
+ * the limit instead of multiplying it.
  */
-export function checkTxn(r: TxnRequest, top = true): void {
+function checkOps(r: TxnRequest, budget: number): void {
   const compare = r.compare ?? [];
   const success = r.success ?? [];
   const failure = r.failure ?? [];
-  if (Math.max(compare.length, success.length, failure.length) > MAX_TXN_OPS) throw errors.tooManyOps();
+  const size = Math.max(compare.length, success.length, failure.length);
+  if (size > budget) throw errors.tooManyOps();
   for (const c of compare) checkCompare(c);
-  for (const op of success) checkOp(op);
-  for (const op of failure) checkOp(op);
-  if (top) {
-    checkIntervals(success);
-    checkIntervals(failure);
-  }
+  for (const op of success) checkOp(op, budget - size);
+  for (const op of failure) checkOp(op, budget - size);
+}
+
+/**
+ * Rejects a Txn as etcd does: at most `maxOps` (default `MAX_TXN_OPS`) compares or operations in its
+ * longest list, nested transactions counted against what their parent leaves; every key given, every
+ * operation valid; and no key written twice in one branch, nor written where it is also deleted.
+ */
+export function checkTxn(r: TxnRequest, maxOps = MAX_TXN_OPS): void {
+  checkOps(r, maxOps);
+  checkIntervals(r.success ?? []);
+  checkIntervals(r.failure ?? []);
 }
 
 /** A deleted interval [start, end), or a single key when `end` is undefined. */

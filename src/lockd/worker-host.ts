@@ -18,6 +18,8 @@ export interface LockdWorker {
   port: number;
   endpoint: string;
   dataPath: string;
+  /** `host:port` of the metrics endpoint, if served. */
+  metricsEndpoint: string | undefined;
   /** Resolves with the exit code if the worker ends by itself (a crash); never resolves otherwise. */
   crashed: Promise<number>;
   /** Closes the node gracefully and ends the worker. Safe to call twice. */
@@ -59,6 +61,7 @@ export async function startLockdWorker(options: Omit<LockdOptions, "log">): Prom
     port: listening.port,
     endpoint: `${listening.host.includes(":") ? `[${listening.host}]` : listening.host}:${listening.port}`,
     dataPath: listening.dataPath,
+    metricsEndpoint: listening.metricsEndpoint,
     crashed: exited.then((code) => (closing ? new Promise<number>(() => {}) : code)),
     close() {
       closing = true;

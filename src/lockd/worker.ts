@@ -8,7 +8,7 @@ import { type LockdOptions, startLockdServer } from "./server.js";
 
 /** Messages from the worker to its parent. */
 export type WorkerEvent =
-  | { event: "listening"; host: string; port: number; dataPath: string }
+  | { event: "listening"; host: string; port: number; dataPath: string; metricsEndpoint: string | undefined }
   | { event: "failed"; message: string; code: string }
   | { event: "closed" };
 
@@ -17,7 +17,13 @@ if (port) {
   const post = (m: WorkerEvent) => port.postMessage(m);
   startLockdServer(workerData as LockdOptions).then(
     (server) => {
-      post({ event: "listening", host: server.host, port: server.port, dataPath: server.dataPath });
+      post({
+        event: "listening",
+        host: server.host,
+        port: server.port,
+        dataPath: server.dataPath,
+        metricsEndpoint: server.metricsEndpoint,
+      });
       port.once("message", () => {
         void server.close().then(() => {
           post({ event: "closed" });

@@ -34,6 +34,7 @@ export {
   type RequestOp,
   type ResponseHeader,
   type ResponseOp,
+  type SnapshotResponse,
   SortOrder,
   SortTarget,
   type StatusResponse,

@@ -281,6 +281,14 @@ export interface StatusResponse {
   isLearner: boolean;
 }
 
+/** Maintenance.Snapshot response: one chunk of the database file. */
+export interface SnapshotResponse {
+  header: ResponseHeader | null;
+  /** Bytes still to come after this chunk. */
+  remaining_bytes: WireInt64;
+  blob: Buffer;
+}
+
 /** Auth.Authenticate request. */
 export interface AuthenticateRequest {
   name: string;

@@ -482,6 +482,124 @@ export function conformanceSuite(backend: string, start: () => Promise<Backend>)
       );
     });
 
+    test("txn: nested transactions spend what their parent leaves of the 128-op budget", async () => {
+      const p = prefix();
+      await put(`${p}a`, "1");
+      const tooMany = {
+        code: status.INVALID_ARGUMENT,
+        details: "etcdserver: too many operations in txn request",
+      };
+      const get = () => ({ request_range: { key: b(`${p}a`) } });
+      const countAll = () => ({ request_range: { key: b("\0"), range_end: b("\0"), count_only: true } });
+      const gets = (n: number, op = get) => Array.from({ length: n }, op);
+      const nested = (ops: object[]) => ({ request_txn: { success: ops } });
+      // The issue's request: 128 nested transactions of 8 count-only full ranges leave none any room.
+      const abusive = { success: Array.from({ length: 128 }, () => nested(gets(8, countAll))) };
+      assert.deepEqual(await rpcError(txn(abusive)), tooMany);
+      // 99 ranges and a nested transaction: 100 at the top, so the nested one may have 28.
+      const fits = await txn({ success: [...gets(99), nested(gets(28))] });
+      assert.equal(fits.responses[99]?.response_txn?.responses.length, 28);
+      assert.deepEqual(await rpcError(txn({ success: [...gets(99), nested(gets(29))] })), tooMany);
+      // Compares count too: the longest list is the transaction's size.
+      const cmp = Array.from({ length: 120 }, () => ({
+        key: b(`${p}a`),
+        target: 0,
+        result: 0,
+        version: "1",
+      }));
+      assert.equal((await txn({ compare: cmp, success: [nested(gets(8))] })).succeeded, true);
+      assert.deepEqual(await rpcError(txn({ compare: cmp, success: [nested(gets(9))] })), tooMany);
+      // The else branch's nested transactions get the same budget, and a grandchild what its parent leaves.
+      assert.deepEqual(
+        await rpcError(txn({ success: gets(10), failure: [nested([...gets(100), nested(gets(18))])] })),
+        tooMany,
+      );
+      const deep = await txn({ success: gets(10), failure: [nested([...gets(100), nested(gets(17))])] });
+      assert.equal(deep.succeeded, true);
+      // A nested transaction with no room left may still be empty.
+      assert.equal((await txn({ success: [...gets(127), nested([])] })).succeeded, true);
+    });
+
+    test("thousands of keys: ranges at now and past revisions, sorted, limited; one delete with prev_kv", async () => {
+      // More keys than lockd answers in one step, so its stepped reads and deletes are compared with etcd's.
+      const p = prefix();
+      const end = b(`${p.slice(0, -1)}0`);
+      const n = 2500;
+      const name = (i: number) => `${p}${String(i).padStart(5, "0")}`;
+      // Half the values longer than lockd keeps in memory.
+      const value = (i: number, gen: string) => `${gen}${i}`.padEnd(i % 2 === 0 ? 100 : 10, "v");
+      const fill = async (gen: string) => {
+        for (let i = 0; i < n; i += 125) {
+          const success = Array.from({ length: Math.min(125, n - i) }, (_, j) => ({
+            request_put: { key: b(name(i + j)), value: b(value(i + j, gen)) },
+          }));
+          await txn({ success });
+        }
+      };
+      await fill("a");
+      const rA = await current();
+      await fill("b");
+      await put(name(7), "changed");
+      await del({ key: b(name(8)) });
+      const rB = await current();
+      const all = await range({ key: b(p), range_end: end });
+      assert.deepEqual([all.count, all.kvs.length, all.more], [`${n - 1}`, n - 1, false]);
+      assert.equal(big(all.header?.revision), rB);
+      assert.deepEqual(keys(all.kvs).slice(0, 9), [0, 1, 2, 3, 4, 5, 6, 7, 9].map(name));
+      assert.equal(all.kvs[0]?.value.toString(), value(0, "b"));
+      assert.equal(all.kvs[7]?.value.toString(), "changed");
+      assert.equal(all.kvs[n - 2]?.value.toString(), value(n - 1, "b"));
+      const past = await range({ key: b(p), range_end: end, revision: `${rA}` });
+      assert.deepEqual([past.count, past.kvs.length], [`${n}`, n]);
+      assert.equal(big(past.header?.revision), rB);
+      assert.deepEqual(
+        [past.kvs[8]?.value.toString(), past.kvs[n - 1]?.value.toString()],
+        [value(8, "a"), value(n - 1, "a")],
+      );
+      assert.equal(big(past.kvs[3]?.mod_revision) <= rA, true);
+      const pastCount = await range({ key: b(p), range_end: end, revision: `${rA}`, count_only: true });
+      assert.deepEqual([pastCount.count, pastCount.kvs.length], [`${n}`, 0]);
+      const fromKey = await range({ key: b(name(2000)), range_end: Buffer.from([0]), keys_only: true });
+      assert.deepEqual(keys(fromKey.kvs).filter((k) => k.startsWith(p)).length, 500);
+      assert.equal(fromKey.kvs[0]?.value.length, 0);
+      const limited = await range({ key: b(p), range_end: end, limit: "1200" });
+      assert.deepEqual([limited.count, limited.kvs.length, limited.more], [`${n - 1}`, 1200, true]);
+      const byValue = await range({ key: b(p), range_end: end, sort_target: 4, sort_order: 2, limit: "3" });
+      assert.deepEqual(
+        byValue.kvs.map((kv) => kv.value.toString()),
+        all.kvs
+          .map((kv) => kv.value.toString())
+          .sort()
+          .reverse()
+          .slice(0, 3),
+      );
+      const newest = await range({ key: b(p), range_end: end, min_mod_revision: `${rB - 1n}` });
+      assert.deepEqual([newest.count, keys(newest.kvs)], [`${n - 1}`, [name(7)]]);
+      // One delete of every key: one revision, one event per key in key order, the old values returned.
+      const w = raw.watch();
+      w.create({ key: b(p), range_end: end, prev_kv: true });
+      assert.equal((await w.next()).created, true);
+      const gone = await del({ key: b(p), range_end: end, prev_kv: true });
+      assert.deepEqual([gone.deleted, gone.prev_kvs.length], [`${n - 1}`, n - 1]);
+      assert.equal(big(gone.header?.revision), rB + 1n);
+      assert.deepEqual(
+        gone.prev_kvs.map((kv) => kv.value.toString()),
+        all.kvs.map((kv) => kv.value.toString()),
+      );
+      const events = (await w.events(n - 1, 10_000)).flatMap((r) => r.events);
+      w.close();
+      assert.equal(events.length, n - 1);
+      assert.ok(events.every((e) => e.type === 1 && big(e.kv?.mod_revision) === rB + 1n));
+      assert.deepEqual(
+        events.map((e) => e.kv?.key.toString()),
+        keys(all.kvs),
+      );
+      assert.equal(events[7]?.prev_kv?.value.toString(), "changed");
+      assert.equal((await range({ key: b(p), range_end: end, count_only: true })).count, "0");
+      const before = await range({ key: b(p), range_end: end, revision: `${rB}`, count_only: true });
+      assert.equal(before.count, `${n - 1}`);
+    });
+
     test("compaction: errors, reads at and below the compacted revision", async () => {
       const p = prefix();
       await put(`${p}a`, "1");

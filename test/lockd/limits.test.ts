@@ -27,6 +27,7 @@ describe("lockd bounds and bad input", { timeout: 60_000 }, () => {
       quotaBytes: 64 * 1024,
       maxRequestBytes: 32 * 1024,
       maxWatchersPerStream: 2,
+      maxTxnOps: 8,
       retentionRevisions: 5n,
       compactIntervalMs: 100,
       progressNotifyMs: 200,
@@ -70,6 +71,22 @@ describe("lockd bounds and bad input", { timeout: 60_000 }, () => {
     await raw.call("KV", "DeleteRange", { key: b("/q/"), range_end: b("/q0") });
     await raw.call("KV", "Put", { key: b("/q/3"), value: Buffer.alloc(20 * 1024) });
     await raw.call("KV", "DeleteRange", { key: b("/q/3") });
+  });
+
+  test("the Txn op budget is configurable, nested transactions counted against their parent", async () => {
+    const get = { request_range: { key: b("/a") } };
+    const gets = (n: number) => Array.from({ length: n }, () => get);
+    const tooMany = {
+      code: status.INVALID_ARGUMENT,
+      details: "etcdserver: too many operations in txn request",
+    };
+    assert.deepEqual(await rpcError(raw.call("KV", "Txn", { success: gets(9) })), tooMany);
+    // Five at the top leave three for the nested transaction.
+    await raw.call("KV", "Txn", { success: [...gets(4), { request_txn: { success: gets(3) } }] });
+    assert.deepEqual(
+      await rpcError(raw.call("KV", "Txn", { success: [...gets(4), { request_txn: { success: gets(4) } }] })),
+      tooMany,
+    );
   });
 
   test("unknown enum values and malformed messages get a status, not a crash", async () => {
@@ -177,6 +194,9 @@ describe("lockd bounds and bad input", { timeout: 60_000 }, () => {
     assert.equal(run(["--listen", "nohost"]).status, 2);
     assert.equal(run(["--memory", "--data", "/tmp/x"]).status, 2);
     assert.equal(run(["--retention", "-3"]).status, 2);
+    assert.equal(run(["--max-txn-ops", "0"]).status, 2);
+    assert.equal(run(["--max-txn-ops", "12x"]).status, 2);
+    assert.equal(run(["--metrics-listen", "nohost"]).status, 2);
     const help = run(["--help"]);
     assert.equal(help.status, 0);
     assert.match(help.stdout.toString(), /--listen HOST:PORT/);

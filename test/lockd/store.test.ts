@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Store } from "../../src/lockd/store.js";
-import type { RangeResponse } from "../../src/proto/index.js";
+import { type DeleteRangeResponse, etcdServices, type RangeResponse } from "../../src/proto/index.js";
 
 const b = (s: string) => Buffer.from(s);
 
@@ -34,7 +34,7 @@ test("a read while a write waits for its commit sees the committed revision, at 
     assert.deepEqual([rn.kvs[0]?.value.toString(), BigInt(rn.header?.revision ?? "0")], ["v2", r1 + 1n]);
     // The plain read did not wait; the read of the uncommitted revision waited for the commit.
     assert.deepEqual(log, ["read", "write", "read-at-new"]);
-    const after = await store.range({ key: b("k") });
+    const after = (await store.range({ key: b("k") })) as RangeResponse;
     assert.equal(after.kvs[0]?.value.toString(), "v2");
   } finally {
     store.close();
@@ -68,6 +68,100 @@ test("a range during a compaction waits for the commit", async () => {
     const read = track("read", store.range({ key: b("c") }));
     await Promise.all([compact, read]);
     assert.deepEqual(log, ["compact", "read"]);
+  } finally {
+    store.close();
+  }
+});
+
+/** Decodes an answer that the store encoded in steps, with gRPC's own decoder. */
+function decoded<T>(method: "Range" | "DeleteRange", res: unknown): T {
+  assert.ok(Buffer.isBuffer(res), "expected an answer encoded in steps");
+  const def = etcdServices().KV.service[method] as { responseDeserialize: (b: Buffer) => T };
+  return def.responseDeserialize(res);
+}
+
+async function filled(n: number): Promise<Store> {
+  const store = new Store({ path: ":memory:" });
+  for (let i = 0; i < n; i += 100) {
+    const success = Array.from({ length: 100 }, (_, j) => ({
+      request: "request_put" as const,
+      request_put: { key: b(`/k/${String(i + j).padStart(5, "0")}`), value: b(`v${i + j}`.padEnd(80, ".")) },
+    }));
+    await store.txn({ success } as never);
+  }
+  return store;
+}
+
+test("a range read in steps sees its revision, whatever writes land between its steps", async () => {
+  const store = await filled(3000);
+  try {
+    const before = await store.range({ key: b("/k/00000") });
+    const rev = BigInt((before as RangeResponse).header?.revision ?? "0");
+    const reading = store.range({ key: b("/k/"), range_end: b("/k0") });
+    // These land while the read is between steps.
+    const writes = Promise.all([
+      store.put({ key: b("/k/00005"), value: b("changed") }),
+      store.put({ key: b("/k/02999"), value: b("changed too") }),
+      store.deleteRange({ key: b("/k/00010"), range_end: b("/k/00020") }),
+      store.put({ key: b("/k/00010x"), value: b("new") }),
+    ]);
+    const res = decoded<RangeResponse>("Range", await reading);
+    await writes;
+    assert.equal(BigInt(res.header?.revision ?? "0"), rev);
+    assert.deepEqual([res.count, res.kvs.length], ["3000", 3000]);
+    assert.equal(res.kvs[5]?.value.toString(), "v5".padEnd(80, "."));
+    assert.equal(res.kvs[2999]?.value.toString(), "v2999".padEnd(80, "."));
+    assert.equal(res.kvs[12]?.key.toString(), "/k/00012");
+    assert.ok(res.kvs.every((kv) => BigInt(kv.mod_revision) <= rev));
+    const now = (await store.range({ key: b("/k/00005") })) as RangeResponse;
+    assert.equal(now.kvs[0]?.value.toString(), "changed");
+  } finally {
+    store.close();
+  }
+});
+
+test("a delete in steps is one revision: reads meanwhile see all or nothing, later writes come after", async () => {
+  const store = await filled(3000);
+  try {
+    const r0 = BigInt(((await store.range({ key: b("/k/00000") })) as RangeResponse).header?.revision ?? "0");
+    const deleting = store.deleteRange({ key: b("/k/"), range_end: b("/k0"), prev_kv: true });
+    // Issued while the delete applies: the read sees the committed state, the put waits and follows it.
+    const during = store.range({ key: b("/k/"), range_end: b("/k0"), count_only: true });
+    const put = store.put({ key: b("/k/00001"), value: b("again") });
+    const seen = (await during) as RangeResponse;
+    const gone = decoded<DeleteRangeResponse>("DeleteRange", await deleting);
+    const after = await put;
+    assert.equal(seen.count, "3000");
+    assert.deepEqual(
+      [gone.deleted, gone.prev_kvs.length, BigInt(gone.header?.revision ?? "0")],
+      ["3000", 3000, r0 + 1n],
+    );
+    assert.equal(gone.prev_kvs[2999]?.value.toString(), "v2999".padEnd(80, "."));
+    assert.equal(BigInt(after.header?.revision ?? "0"), r0 + 2n);
+    const changes = store.history(r0 + 1n, r0 + 1n, true);
+    assert.deepEqual([changes.length, changes[0]?.events.length], [1, 3000]);
+    assert.equal(changes[0]?.events[2999]?.prev?.value, "v2999".padEnd(80, "."));
+    const left = (await store.range({ key: b("/k/"), range_end: b("/k0") })) as RangeResponse;
+    assert.deepEqual(
+      left.kvs.map((kv) => kv.key.toString()),
+      ["/k/00001"],
+    );
+  } finally {
+    store.close();
+  }
+});
+
+test("a read of the index while a delete applies in steps waits for it, also behind a compaction", async () => {
+  const store = await filled(3000);
+  try {
+    const r0 = BigInt(((await store.range({ key: b("/k/00000") })) as RangeResponse).header?.revision ?? "0");
+    // A pending compaction makes reads use the index rather than the committed revision in SQLite.
+    const compact = store.compact({ revision: `${r0}` });
+    const deleting = store.deleteRange({ key: b("/k/"), range_end: b("/k0") });
+    const during = (await store.range({ key: b("/k/00001") })) as RangeResponse;
+    await Promise.all([compact, deleting]);
+    // It waited for the delete and sees it whole, never half of it.
+    assert.deepEqual([during.count, BigInt(during.header?.revision ?? "0")], ["0", r0 + 1n]);
   } finally {
     store.close();
   }

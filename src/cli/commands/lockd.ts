@@ -7,11 +7,14 @@ import { parseArgs } from "node:util";
 // Not the lockd entry point: this module alone keeps gRPC and SQLite out of the main thread, which only
 // watches for signals while the server runs in its worker.
 import { startLockdWorker } from "../../lockd/worker-host.js";
+import { runBackup } from "./lockd-backup.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
 
-const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--sync full|normal] [--retention N]
+const HELP = `usage: fencelock lockd backup FILE [--endpoint HOST:PORT]   (a consistent copy of a running lockd)
+       fencelock lockd [--listen HOST:PORT] [--data DIR | --memory] [--sync full|normal] [--retention N]
+                     [--max-txn-ops N] [--metrics-listen HOST:PORT]
 
   --listen HOST:PORT   address to serve on (default 127.0.0.1:2379; port 0 picks a free one)
   --data DIR           database directory (default $XDG_STATE_HOME/fencelock/lockd,
@@ -21,6 +24,9 @@ const HELP = `usage: fencelock lockd [--listen HOST:PORT] [--data DIR | --memory
                        normal: a reply means the write is in the OS, survives kill -9 but not
                        a power loss or OS crash (much faster on slow disks)
   --retention N        revisions of history kept for watches and past reads (default 10000)
+  --max-txn-ops N      operations a Txn may hold, nested ones counted as etcd does (default 128)
+  --metrics-listen HOST:PORT
+                       serve Prometheus metrics at http://HOST:PORT/metrics (default: off)
 
 Prints {"event":"listening","host":...,"port":...} on standard output once it serves.`;
 
@@ -36,14 +42,17 @@ function parseListen(listen: string): { host: string; port: number } | undefined
   return port <= 65535 ? { host: (m[1] ?? m[2]) as string, port } : undefined;
 }
 
-/** Runs the subcommand; resolves with the exit code once the node has stopped. */
+/** Runs the subcommand; resolves with the exit code once the node has stopped (or the backup is written). */
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === "backup") return runBackup(argv.slice(1));
   let values: {
     listen?: string;
     data?: string;
     memory?: boolean;
     sync?: string;
     retention?: string;
+    "max-txn-ops"?: string;
+    "metrics-listen"?: string;
     help?: boolean;
   };
   try {
@@ -55,6 +64,8 @@ export async function run(argv: string[]): Promise<number> {
         memory: { type: "boolean" },
         sync: { type: "string" },
         retention: { type: "string" },
+        "max-txn-ops": { type: "string" },
+        "metrics-listen": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -85,6 +96,17 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`fencelock lockd: --retention must be a positive integer, got "${values.retention}"`);
     return 2;
   }
+  const maxTxnOps = values["max-txn-ops"];
+  if (maxTxnOps !== undefined && !(/^[1-9]\d{0,5}$/.test(maxTxnOps) && Number(maxTxnOps) <= 100_000)) {
+    console.error(`fencelock lockd: --max-txn-ops must be an integer from 1 to 100000, got "${maxTxnOps}"`);
+    return 2;
+  }
+  const metricsListen = values["metrics-listen"];
+  const metrics = metricsListen === undefined ? undefined : parseListen(metricsListen);
+  if (metricsListen !== undefined && !metrics) {
+    console.error(`fencelock lockd: --metrics-listen must be HOST:PORT, got "${metricsListen}"`);
+    return 2;
+  }
   const server = await startLockdWorker({
     host: listen.host,
     port: listen.port,
@@ -92,9 +114,17 @@ export async function run(argv: string[]): Promise<number> {
     sync: values.sync as "full" | "normal" | undefined,
     dataDir: values.memory ? undefined : (values.data ?? defaultDataDir()),
     retentionRevisions: values.retention === undefined ? undefined : BigInt(values.retention),
+    maxTxnOps: maxTxnOps === undefined ? undefined : Number(maxTxnOps),
+    metrics,
   });
   console.log(
-    JSON.stringify({ event: "listening", host: server.host, port: server.port, data: server.dataPath }),
+    JSON.stringify({
+      event: "listening",
+      host: server.host,
+      port: server.port,
+      data: server.dataPath,
+      ...(server.metricsEndpoint ? { metrics: server.metricsEndpoint } : {}),
+    }),
   );
   let stop = () => {};
   const signalled = new Promise<void>((resolve) => {
