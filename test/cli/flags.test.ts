@@ -101,6 +101,8 @@ describe("the CLI's flags", () => {
       [["torture", "--duraton", "5s"], /did you mean --duration\?/],
       [["client", "2", "--timeout", "soon"], /--timeout must be a duration/],
       [["demo", "--ttl", "1.5s"], /--ttl must be whole seconds/],
+      [["lockd", "--memory", "--sync", "full"], /--memory keeps nothing on disk/],
+      [["lockd", "--listn", "127.0.0.1:0"], /did you mean --listen\?/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(...args)));
     results.forEach((r, i) => {

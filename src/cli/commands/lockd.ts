@@ -1,12 +1,10 @@
 /**
  * `fencelock lockd`: runs a lockd node until SIGTERM or SIGINT, then closes it gracefully.
  */
-import { homedir } from "node:os";
-import { join } from "node:path";
-import { parseArgs } from "node:util";
 // Not the lockd entry point: this module alone keeps gRPC and SQLite out of the main thread, which only
 // watches for signals while the server runs in its worker.
 import { startLockdWorker } from "../../lockd/worker-host.js";
+import { defaultDataDir, parseFlags, parseListen } from "../flags.js";
 import { runBackup } from "./lockd-backup.js";
 
 /** One line for `fencelock --help`. */
@@ -20,7 +18,9 @@ const HELP = `usage: fencelock lockd backup FILE [--endpoint HOST:PORT]   (a con
   --data DIR           database directory (default $XDG_STATE_HOME/fencelock/lockd,
                        else ~/.local/state/fencelock/lockd)
   --memory             keep everything in memory; nothing survives the process
-  --sync full|normal   full (default): fsync every commit, survives power loss;
+  --sync full|normal   full (default): fsync every commit, survives power loss; the default differs
+                       from the storage's (normal) because a lock service that lost revisions to a
+                       power cut could hand out the same fencing token twice;
                        normal: a reply means the write is in the OS, survives kill -9 but not
                        a power loss or OS crash (much faster on slow disks)
   --retention N        revisions of history kept for watches and past reads (default 10000)
@@ -28,19 +28,10 @@ const HELP = `usage: fencelock lockd backup FILE [--endpoint HOST:PORT]   (a con
   --metrics-listen HOST:PORT
                        serve Prometheus metrics at http://HOST:PORT/metrics (default: off)
 
-Prints {"event":"listening","host":...,"port":...} on standard output once it serves.`;
+Prints {"event":"listening","host":...,"port":...} on standard output once it serves.
 
-function defaultDataDir(): string {
-  const state = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
-  return join(state, "fencelock", "lockd");
-}
-
-function parseListen(listen: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  return port <= 65535 ? { host: (m[1] ?? m[2]) as string, port } : undefined;
-}
+exit codes: 0 stopped by SIGTERM/SIGINT (or the backup written), 1 cannot start or stopped unexpectedly,
+2 bad flags`;
 
 /** Runs the subcommand; resolves with the exit code once the node has stopped (or the backup is written). */
 export async function run(argv: string[]): Promise<number> {
@@ -56,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     help?: boolean;
   };
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: argv,
       options: {
         listen: { type: "string" },
@@ -72,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
       allowPositionals: false,
     }));
   } catch (err) {
-    console.error(`fencelock lockd: ${(err as Error).message}\n${HELP}`);
+    console.error(`fencelock lockd: ${(err as Error).message}\n(fencelock lockd --help for the flags)`);
     return 2;
   }
   if (values.help) {
@@ -86,6 +77,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (values.memory && values.data !== undefined) {
     console.error("fencelock lockd: --data and --memory exclude each other");
+    return 2;
+  }
+  if (values.memory && values.sync !== undefined) {
+    console.error(
+      "fencelock lockd: --sync says how commits reach the disk; --memory keeps nothing on disk: give one",
+    );
     return 2;
   }
   if (values.sync !== undefined && values.sync !== "full" && values.sync !== "normal") {
@@ -112,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
     port: listen.port,
     memory: values.memory,
     sync: values.sync as "full" | "normal" | undefined,
-    dataDir: values.memory ? undefined : (values.data ?? defaultDataDir()),
+    dataDir: values.memory ? undefined : (values.data ?? defaultDataDir("lockd")),
     retentionRevisions: values.retention === undefined ? undefined : BigInt(values.retention),
     maxTxnOps: maxTxnOps === undefined ? undefined : Number(maxTxnOps),
     metrics,
