@@ -82,21 +82,22 @@ export function electionSuite(backend: string, start: () => Promise<Backend>): v
         { key: first.key, createRevision: first.token, lease: s0.leaseId },
       ]);
       const order: number[] = [];
-      const campaigns = rest.map((s, i) =>
-        s
-          .election(name)
-          .campaign(`v${i + 1}`, { timeoutMs: 30_000 })
-          .then(async (l) => {
-            order.push(i + 1);
-            const now = await s.election(name).leader();
-            assert.deepEqual([now.key, now.value.toString(), now.token], [l.key, `v${i + 1}`, l.token]);
-            await new Promise((r) => setTimeout(r, 10));
-            await l.resign();
-            return l.token;
-          }),
-      );
-      for (let i = 0; i < rest.length; i++) {
-        // Each candidate arrives only once the one before it is queued on the server.
+      const campaigns: Promise<bigint>[] = [];
+      for (const [i, s] of rest.entries()) {
+        campaigns.push(
+          s
+            .election(name)
+            .campaign(`v${i + 1}`, { timeoutMs: 30_000 })
+            .then(async (l) => {
+              order.push(i + 1);
+              const now = await s.election(name).leader();
+              assert.deepEqual([now.key, now.value.toString(), now.token], [l.key, `v${i + 1}`, l.token]);
+              await new Promise((r) => setTimeout(r, 10));
+              await l.resign();
+              return l.token;
+            }),
+        );
+        // The next candidate starts only once this one is queued on the server, so arrival order is known.
         await until("candidate queued", async () => (await raw.keys(name)).length >= i + 2);
       }
       const leader = await s0.election(name).leader();
