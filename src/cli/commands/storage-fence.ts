@@ -9,7 +9,7 @@ import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { StorageClient } from "../../storage/index.js";
 import { SqliteStore } from "../../storage/sqlite-store.js";
-import { parseFlags } from "../flags.js";
+import { defaultDataDir, parseFlags } from "../flags.js";
 
 const HELP = `usage: fencelock storage fence reset NAME [--data DIR | --url URL --auth-token T]
 
@@ -23,7 +23,7 @@ client, or one still sending lease IDs, can overwrite newer data. Stop the write
 
   offline (default): on the data directory of a stopped server (SQLite, opened exclusively: it is
                      refused while a storage server holds the directory; it waits 2 s for the lock)
-    --data DIR       the server's --data (default .fencelock/storage)
+    --data DIR       the server's --data (default ~/.local/state/fencelock/storage, as the server's)
   online:            on a running server, which must run with --auth-token (else 403 ADMIN_DISABLED);
                      the only way for a --memory server
     --url URL        the server, e.g. http://127.0.0.1:8080
@@ -92,7 +92,7 @@ export async function runFence(argv: string[]): Promise<number> {
     }
   }
 
-  const dir = values.data ?? ".fencelock/storage";
+  const dir = values.data ?? defaultDataDir("storage");
   if (!existsSync(join(dir, "storage.sqlite"))) {
     console.error(`fencelock storage fence reset: no storage database in ${dir} (give the server's --data)`);
     return 1;
