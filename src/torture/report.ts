@@ -52,7 +52,7 @@ export function summaryText(result: TortureResult, maxViolations = 5): string {
   const lines: string[] = [];
   const secs = ((result.endedMs - result.startedMs) / 1000).toFixed(1);
   lines.push(
-    `fencelock torture: mode ${o.mode}, backend ${o.backend}${o.backend === "etcd" ? " (3 members)" : ""}, resource ${o.resource}, ${o.clients} clients, ${o.keys} key(s) (${o.scope === "one" ? "one lock" : "a lock per key"}), ${(o.durationMs / 1000).toFixed(0)} s planned / ${secs} s total, seed ${o.seed}`,
+    `fencelock torture: mode ${o.mode}, backend ${o.backend}${o.backend === "etcd" ? " (3 members)" : ""}, resource ${o.resource}, ${o.clients} clients, ${o.keys} key(s) (${o.scope === "one" ? "one lock" : o.scope === "election" ? "one election" : "a lock per key"}), ${(o.durationMs / 1000).toFixed(0)} s planned / ${secs} s total, seed ${o.seed}`,
   );
   const byKind = new Map<string, number>();
   for (const f of result.faults) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);

@@ -4,14 +4,17 @@
  * deliberately does not consult the lock's loss signal before writing: a process paused right after such
  * a check would not either, and the point is to see what fencing alone guarantees.
  */
-import { connect, type Lock, type Session } from "../client/index.js";
+import { connect, type Session } from "../client/index.js";
 import type { Mode } from "./checker.js";
 import { type CounterStore, openCounterStore, type ResourceKind } from "./counter.js";
 import { decodeValue, encodeValue, type HistoryEvent, type OpKind, tokenToEvent } from "./history.js";
 import { createPrng } from "./prng.js";
 
-/** How keys map to locks: one lock (and one fence) per key, or one lock and fence for all keys. */
-export type LockScope = "per-key" | "one";
+/**
+ * How keys map to locks: one lock (and one fence) per key, one lock and fence for all keys, or an election
+ * whose leader (its epoch the token) works on every key behind one fence.
+ */
+export type LockScope = "per-key" | "one" | "election";
 
 /** What a worker is told. */
 export interface WorkerOptions {
@@ -45,9 +48,16 @@ export interface WorkerOptions {
 /** The lock name, fence and storage key of key number `k`. */
 export function namesFor(k: number, scope: LockScope): { key: string; lock: string; fence: string } {
   const key = `k${k}`;
+  if (scope === "election") return { key, lock: "/torture/election", fence: "torture" };
   return scope === "one"
     ? { key, lock: "/torture/lock", fence: "torture" }
     : { key, lock: `/torture/lock/${key}`, fence: `torture-${key}` };
+}
+
+/** What a worker holds while it works: a lock, or leadership of an election; its token and how to let go. */
+interface Held {
+  token: bigint;
+  release(): Promise<void>;
 }
 
 function codeOf(err: unknown): string {
@@ -77,6 +87,15 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     o.emit({ w: o.worker, id, t, at: performance.timeOrigin + performance.now(), ...fields });
   };
   const more = () => !o.signal.aborted && Date.now() < o.deadlineMs && nextId + 4 <= o.maxOps;
+  const acquire = async (s: Session, name: string): Promise<Held> => {
+    const options = { timeoutMs: o.opTimeoutMs, signal: o.signal };
+    if (o.scope === "election") {
+      const leadership = await s.election(name).campaign(o.worker, options);
+      return { token: leadership.token, release: () => leadership.resign() };
+    }
+    const held = await s.mutex(name).lock(options);
+    return { token: held.token, release: () => held.unlock() };
+  };
 
   try {
     while (more()) {
@@ -92,9 +111,9 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       }
       const { key, lock: lockName, fence } = namesFor(rng.int(o.keys), o.scope);
       const lockId = begin("lock", { lock: lockName });
-      let lock: Lock;
+      let lock: Held;
       try {
-        lock = await session.mutex(lockName).lock({ timeoutMs: o.opTimeoutMs, signal: o.signal });
+        lock = await acquire(session, lockName);
       } catch (err) {
         end(lockId, "fail", { error: codeOf(err) });
         await sleep(20);
@@ -107,7 +126,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       } finally {
         const unlockId = begin("unlock", { lock: lockName, token: tokenToEvent(token) });
         try {
-          await lock.unlock();
+          await lock.release();
           end(unlockId, "ok");
         } catch (err) {
           end(unlockId, "info", { error: codeOf(err) });

@@ -112,3 +112,40 @@ describe("torture on lockd", () => {
     assert.match(await readFile(html, "utf8"), /<svg/);
   });
 });
+
+describe("torture in election mode on lockd", () => {
+  const election = (mode: TortureOptions["mode"], seed: string): TortureOptions => ({
+    ...DEFAULT_OPTIONS,
+    backend: "lockd",
+    scope: "election",
+    mode,
+    clients: 3,
+    faults: ["pause"],
+    durationMs: 8000,
+    seed,
+    intervalMs: 800,
+  });
+
+  it("unfenced: a paused leader's late writes lose updates", async () => {
+    const result = await runTorture(election("unfenced", "unfenced-pauses"));
+    assertAllStopped(result.pids);
+    assert.ok(result.faults.filter((f) => f.kind === "pause" && !f.error).length >= 2, "fewer than 2 pauses");
+    assert.ok(
+      result.check.violations.some((v) => v.kind === "lost-update"),
+      `no lost update found:\n${JSON.stringify(result.check.counts)}`,
+    );
+  });
+
+  it("fenced with the leader's epoch as the token: no violation, and a deposed leader's write refused", async () => {
+    const result = await runTorture(election("fenced", "unfenced-pauses"));
+    assertAllStopped(result.pids);
+    assert.deepEqual(result.check.violations, []);
+    const refused = result.ops.filter((o) => o.kind === "write" && o.error === "STALE_FENCING_TOKEN");
+    assert.ok(refused.length >= 1, "no stale write was refused: the pauses did not bite");
+    const locks = result.ops.filter((o) => o.kind === "lock" && o.outcome === "ok");
+    assert.ok(
+      locks.length > 0 && locks.every((o) => o.lock === "/torture/election"),
+      "the workers campaigned",
+    );
+  });
+});

@@ -35,7 +35,9 @@ violations.
 
   --clients N          worker processes (default ${DEFAULT_OPTIONS.clients})
   --keys K             counters (default ${DEFAULT_OPTIONS.keys})
-  --lock per-key|one   a lock (and fence) per key, or one for all keys (default per-key)
+  --lock per-key|one|election
+                       a lock (and fence) per key, one for all keys, or an election: the workers
+                       campaign and the leader works with its epoch as the token (default per-key)
   --mode M             unfenced | write-fenced | fenced (default fenced)
   --faults LIST        comma list of pause, kill, lockd-restart, etcd-member, storage-restart,
                        partition, postgres-restart; or all, or none (default none)
@@ -107,7 +109,7 @@ export function optionsFromArgs(argv: string[]): {
     resource,
     clients: integer(v.clients, DEFAULT_OPTIONS.clients, "--clients"),
     keys: integer(v.keys, DEFAULT_OPTIONS.keys, "--keys"),
-    scope: oneOf<LockScope>(v.lock, ["per-key", "one"], DEFAULT_OPTIONS.scope, "--lock"),
+    scope: oneOf<LockScope>(v.lock, ["per-key", "one", "election"], DEFAULT_OPTIONS.scope, "--lock"),
     mode: oneOf<Mode>(v.mode, ["unfenced", "write-fenced", "fenced"], DEFAULT_OPTIONS.mode, "--mode"),
     faults: parseFaults(v.faults ?? "none", backend, resource),
     durationMs:
