@@ -171,7 +171,7 @@ async function main(): Promise<void> {
       LoadResult,
     ];
     const check = (text: string, ok: boolean, goal: string) =>
-      console.log(`  ${text}: ${ok ? "met" : "NOT met"} (goal ${goal})`);
+      console.log(`  ${text}: ${ok ? "met" : "not met"} (goal ${goal})`);
     const durableRatio = durable.writesPerSecond / base.writesPerSecond;
     const memoryRatio = memory.writesPerSecond / base.writesPerSecond;
     const p99 = Math.max(memory.p99Ms, durable.p99Ms);
