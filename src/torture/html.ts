@@ -72,7 +72,7 @@ const VIOLATION_ROWS = 2;
 /** Fault labels stand upright above their bands, this far apart at least (a line of 10 px text). */
 const FAULT_LABEL_GAP = 13;
 /** The tallest fault label; a longer one is shortened to the fault's kind. */
-const FAULT_LABEL_MAX = 140;
+const FAULT_LABEL_MAX = 200;
 const ROW_H = 13;
 
 /** Keys of the legend, named `<first class>-<data-kind>` as the drawn elements are. */
@@ -185,6 +185,8 @@ export function htmlReport(result: TortureResult): string {
   );
   const cross = (cx: string, cy: number, title: string) =>
     `<path d="M${Number(cx) - 5},${cy - 5} L${Number(cx) + 5},${cy + 5} M${Number(cx) + 5},${cy - 5} L${Number(cx) - 5},${cy + 5}" class="w x" data-kind="refused"><title>${esc(title)}</title></path>`;
+  // Refused writes are drawn last, so that no tick or dot hides one.
+  const crosses: string[] = [];
   for (const op of result.ops) {
     if (op.kind !== "write") continue;
     const kind = accepted.has(op.ref)
@@ -197,7 +199,7 @@ export function htmlReport(result: TortureResult): string {
     const xs = x(op.completeMs ?? op.invokeMs);
     const title = `${op.ref} write ${op.key}=${op.written ?? ""} token ${op.token ?? "none"} ${op.outcome}${op.error ? ` ${op.error}` : ""}`;
     const top = laneTop(op.slot);
-    parts.push(
+    (kind === "refused" ? crosses : parts).push(
       kind === "refused"
         ? cross(xs, top + 12, title)
         : `<line x1="${xs}" x2="${xs}" y1="${top + 2}" y2="${top + LANE_H - 4}" class="w ${kind}" data-kind="${kind}"><title>${esc(title)}</title></line>`,
@@ -206,12 +208,13 @@ export function htmlReport(result: TortureResult): string {
   for (const a of result.audit) {
     if (a.op !== "write") continue;
     const title = `#${a.seq} ${a.key}=${a.value ?? ""} token ${a.token ?? "none"}${a.accepted ? "" : ` refused (${a.reason})`}`;
-    parts.push(
+    (a.accepted ? parts : crosses).push(
       a.accepted
         ? `<circle cx="${x(a.timeMs)}" cy="${laneTop(storageLane) + 12}" r="3" class="acc" data-kind="accepted"><title>${esc(title)}</title></circle>`
         : cross(x(a.timeMs), laneTop(storageLane) + 12, title),
     );
   }
+  parts.push(...crosses);
   const violations = result.check.violations;
   const list = violations
     .slice(0, 500)
