@@ -26,7 +26,7 @@ try {
     ],
   });
   try {
-    const page = await browser.newPage({ viewport: { width: 1080, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     await page.goto(`file://${html}`);
     await page.screenshot({ path: out, fullPage: true });
   } finally {

@@ -101,6 +101,8 @@ export function renderTerminal(timeline: Timeline, options: TerminalOptions = {}
     if (c + label.length <= width) for (let i = 0; i < label.length; i++) axis[c + i] = label[i] as string;
   }
   lines.push(`${"".padEnd(LABEL_WIDTH)}${axis.join("").trimEnd()}`);
+  // The same origin as the live lines and the HTML page's axis.
+  lines.push(`${"".padEnd(LABEL_WIDTH)}s since scenario start (as +N.NNN s above)`);
   for (const lane of timeline.lanes) {
     const text = row(lane)
       .map((cell) => paint(cell.ch, cell.paint))

@@ -51,7 +51,10 @@ export interface Timeline {
   /** One line on what the scenario does, e.g. which pause and which lock service. */
   setup: string;
   durationMs: number;
-  /** Epoch ms of time zero (client 1's start, or the scenario's when it never started). */
+  /**
+   * Epoch ms of time zero: the scenario's start (its `scenario` event, else `startMs`), the same origin
+   * as the terminal's live `+N.NNN s` lines, so a time on the page and in the terminal agree.
+   */
   originMs: number;
   lanes: readonly Actor[];
   spans: Span[];
@@ -64,7 +67,7 @@ export interface Timeline {
 export interface TimelineInput {
   scenario: ScenarioName;
   setup: string;
-  /** Epoch ms the scenario started; time zero is client 1's start, or this if client 1 never started. */
+  /** Epoch ms the scenario started; time zero unless the events hold the scenario's `scenario` event. */
   startMs: number;
   /** Events with the lock service's already attributed (see `attributeLockEvents`). */
   events: readonly DemoEvent[];
@@ -90,7 +93,7 @@ function seconds(ms: number): string {
 /** Builds the timeline of one scenario. Pure. */
 export function buildTimeline(input: TimelineInput): Timeline {
   const sorted = byTime(input.events);
-  const originMs = sorted.find((e) => e.actor === "client 1" && e.kind === "start")?.timeMs ?? input.startMs;
+  const originMs = sorted.find((e) => e.actor === "demo" && e.kind === "scenario")?.timeMs ?? input.startMs;
   const events = sorted.map((e) => ({ ...e, timeMs: e.timeMs - originMs }));
   const owners = leaseOwners(input.events);
   const end = events.reduce((max, e) => Math.max(max, e.timeMs), 0);

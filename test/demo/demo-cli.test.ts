@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type Browser, chromium } from "playwright-core";
 import { CLI_PATH, type TempDir, tempDir } from "../../src/testkit/index.js";
+import { assertLayout } from "../layout.js";
 
 const run = promisify(execFile);
 const CHROMIUM_ARGS = [
@@ -116,9 +117,9 @@ describe("fencelock demo (embedded lockd)", () => {
     );
   });
 
-  test("the HTML page draws lanes, writes and the refused mark, and can be screenshot", async () => {
+  test("the HTML page draws lanes, writes and the refused mark, legible at 1200 px, and can be screenshot", async () => {
     assert.ok(browser);
-    const page = await browser.newPage({ viewport: { width: 1080, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     try {
       const requests: string[] = [];
       page.on("request", (r) => {
@@ -152,6 +153,12 @@ describe("fencelock demo (embedded lockd)", () => {
       assert.ok(mark && svg && mark.width > 5 && mark.height > 5);
       assert.ok(mark.x >= svg.x && mark.x + mark.width <= svg.x + svg.width);
       assert.deepEqual(requests, [], "the page fetches nothing");
+      await assertLayout(page, {
+        figures: "svg.timeline",
+        shapes: "line.arrow, g.mark",
+        drawn: "svg.timeline .span, svg.timeline .mark, svg.timeline .arrow",
+        minDrawn: 8,
+      });
       const screenshot = join((dir as TempDir).path, "demo-timeline.png");
       await page.screenshot({ path: screenshot, fullPage: true });
       assert.ok((await stat(screenshot)).size > 10_000, "the screenshot has content");

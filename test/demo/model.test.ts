@@ -155,10 +155,10 @@ describe("buildTimeline", () => {
     });
   };
 
-  test("time zero is client 1's start", () => {
+  test("time zero is the scenario's start, as in the terminal's live lines", () => {
     const t = fenced();
-    assert.equal(t.originMs, T0 + 100);
-    assert.equal(t.durationMs, 2470);
+    assert.equal(t.originMs, T0);
+    assert.equal(t.durationMs, 2570);
     assert.deepEqual(t.lanes, ["client 1", "lock service", "client 2", "storage"]);
   });
 
@@ -166,11 +166,11 @@ describe("buildTimeline", () => {
     const t = fenced();
     const c1 = t.spans.filter((s) => s.lane === "client 1");
     const lease = c1.find((s) => s.kind === "lease");
-    assert.deepEqual([lease?.fromMs, lease?.toMs, lease?.token], [220, 2230, 7n]);
+    assert.deepEqual([lease?.fromMs, lease?.toMs, lease?.token], [320, 2330, 7n]);
     const stale = c1.find((s) => s.kind === "stale");
-    assert.deepEqual([stale?.fromMs, stale?.toMs], [2230, 2460]);
+    assert.deepEqual([stale?.fromMs, stale?.toMs], [2330, 2560]);
     const pause = c1.find((s) => s.kind === "pause");
-    assert.deepEqual([pause?.fromMs, pause?.toMs], [230, 2430]);
+    assert.deepEqual([pause?.fromMs, pause?.toMs], [330, 2530]);
     assert.equal(pause?.label, "frozen by SIGSTOP 2.2 s");
   });
 
@@ -180,8 +180,8 @@ describe("buildTimeline", () => {
     assert.deepEqual(
       c2.map((s) => [s.kind, s.fromMs, s.toMs]),
       [
-        ["waiting", 1301, 2240],
-        ["lease", 2240, 2280],
+        ["waiting", 1401, 2340],
+        ["lease", 2340, 2380],
       ],
     );
   });
@@ -192,8 +192,8 @@ describe("buildTimeline", () => {
     assert.deepEqual(
       leases.map((s) => [s.fromMs, s.toMs, s.label]),
       [
-        [210, 2230, "client 1's lease, token 7"],
-        [2231, 2290, "client 2's lease, token 8"],
+        [310, 2330, "client 1's lease, token 7"],
+        [2331, 2390, "client 2's lease, token 8"],
       ],
     );
     const expired = t.marks.find((m) => m.kind === "expired");
@@ -206,8 +206,8 @@ describe("buildTimeline", () => {
     assert.deepEqual(
       writes.map((a) => [a.from, a.token, a.accepted, a.fromMs, a.toMs]),
       [
-        ["client 2", 8n, true, 2250, 2260],
-        ["client 1", 7n, false, 2431, 2440],
+        ["client 2", 8n, true, 2350, 2360],
+        ["client 1", 7n, false, 2531, 2540],
       ],
     );
     const refused = t.marks.find((m) => m.kind === "refused");
@@ -216,8 +216,8 @@ describe("buildTimeline", () => {
     assert.deepEqual(
       grants.map((a) => [a.to, a.fromMs, a.toMs]),
       [
-        ["client 1", 210, 220],
-        ["client 2", 2231, 2240],
+        ["client 1", 310, 320],
+        ["client 2", 2331, 2340],
       ],
     );
   });

@@ -52,6 +52,11 @@ describe("renderTerminal", () => {
   test("time axis marks whole seconds", () => {
     const text = renderTerminal(timeline("fenced").timeline, { width: 50 });
     assert.match(text, /0s +1s +2s/);
+    assert.match(
+      text,
+      /\n {14}s since scenario start \(as \+N\.NNN s above\)\n/,
+      "the same origin as the live lines",
+    );
   });
 });
 
@@ -69,6 +74,7 @@ describe("renderHtml", () => {
     assert.match(html, /class="mark expired"/);
     assert.match(html, /Lock service: lockd &lt;embedded&gt;/);
     assert.match(html, /<p class="verdict right">/);
+    assert.match(html, /seconds since the scenario started \(the terminal's \+N\.NNN s\)/);
   });
 
   test("the unsafe page has no refused mark and says the value is wrong", () => {

@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
+import { type Browser, chromium } from "playwright-core";
 import { optionsFromArgs, parseDuration, run } from "../../src/cli/commands/torture.js";
 import { check } from "../../src/torture/checker.js";
 import { TortureConfigError } from "../../src/torture/errors.js";
 import { htmlReport } from "../../src/torture/html.js";
 import { progressLine } from "../../src/torture/progress.js";
 import { jsonReport, summaryText } from "../../src/torture/report.js";
-import { DEFAULT_OPTIONS, type TortureResult } from "../../src/torture/run.js";
+import { DEFAULT_OPTIONS, type FaultRecord, type TortureResult } from "../../src/torture/run.js";
+import { FAULT_KINDS } from "../../src/torture/schedule.js";
+import { assertLayout } from "../layout.js";
 import { HistoryBuilder } from "./fixtures.js";
 
 /** A run record around a hand-made unfenced history with one lost update. */
@@ -34,6 +37,124 @@ function lostUpdateResult(): TortureResult {
   };
 }
 
+/**
+ * A passing fenced run of 60 s with a fault every 2 s (a kind and a worker each, as the scheduler
+ * picks them) and two stale writes the storage refused.
+ */
+function passingMinuteResult(): TortureResult {
+  const h = new HistoryBuilder("fenced");
+  h.lock("w0.1", 11n);
+  h.write("w0.1", "k0", 11n, 1);
+  h.lock("w1.1", 12n);
+  h.write("w1.1", "k0", 12n, 2);
+  h.write("w0.1", "k0", 11n, 3, { accepted: false });
+  h.unlock("w1.1", 12n);
+  h.lock("w2.1", 13n);
+  h.write("w2.1", "k0", 13n, 3);
+  h.write("w1.1", "k0", 12n, 4, { accepted: false });
+  const input = h.input();
+  const startedMs = 1_000_000 - 30_000;
+  const faults: FaultRecord[] = Array.from({ length: 30 }, (_, i) => ({
+    index: i,
+    kind: FAULT_KINDS[i % FAULT_KINDS.length] as FaultRecord["kind"],
+    startMs: startedMs + i * 2000,
+    endMs: startedMs + i * 2000 + 900,
+    target: `w${i % 4}.${1 + Math.floor(i / 4)}`,
+  }));
+  return {
+    options: { ...DEFAULT_OPTIONS, clients: 4, durationMs: 60_000, faults: [...FAULT_KINDS] },
+    startedMs,
+    endedMs: startedMs + 60_000,
+    schedule: [],
+    faults,
+    ops: h.ops,
+    audit: h.audit,
+    finals: input.finals,
+    restarts: [],
+    crashes: [],
+    pids: [],
+    check: check(input),
+  };
+}
+
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--no-first-run",
+];
+
+describe("torture HTML report in Chromium at 1200 px", () => {
+  let browser: Browser | undefined;
+  before(async () => {
+    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  const open = async (result: TortureResult) => {
+    assert.ok(browser);
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.setContent(htmlReport(result));
+    return page;
+  };
+  const layout = {
+    figures: "svg.run",
+    shapes: ".hold, .w, .acc",
+    drawn: "svg.run [data-kind]",
+    minDrawn: 10,
+  };
+
+  it("a passing 60 s run: summary table, labelled fault bands, refused stale writes, no list of none", async () => {
+    const result = passingMinuteResult();
+    assert.ok(result.check.ok, "the fixture passes the checker");
+    const page = await open(result);
+    try {
+      await assertLayout(page, layout);
+      const summary = Object.fromEntries(
+        await page
+          .locator("table.summary tr")
+          .evaluateAll((rows) => rows.map((r) => [r.firstChild?.textContent, r.lastChild?.textContent])),
+      );
+      assert.deepEqual(
+        [
+          summary.verdict,
+          summary.operations,
+          summary.faults,
+          summary.violations,
+          summary["stale writes refused"],
+        ],
+        ["PASS", String(result.ops.length), "30", "0", "2"],
+      );
+      assert.equal(await page.locator('svg.run .fault[data-kind="band"]').count(), 30);
+      assert.equal(await page.locator("svg.run text.flabel").count(), 30, "every fault band is labelled");
+      // Each refused write is a red cross twice: on its worker's lane and on the storage's.
+      assert.equal(await page.locator('svg.run path.x[data-kind="refused"]').count(), 4);
+      assert.match((await page.locator("h2 + p").textContent()) ?? "", /^No violations/);
+      assert.equal(await page.locator("ol li").count(), 0, "no list when there are no violations");
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("a failing run: the verdict, and each violation band numbered", async () => {
+    const page = await open(lostUpdateResult());
+    try {
+      await assertLayout(page, { ...layout, minDrawn: 5 });
+      assert.match(
+        (await page.locator("table.summary td.verdict").textContent()) ?? "",
+        /^FAIL \(2 violations\)$/,
+      );
+      assert.deepEqual(await page.locator("svg.run text.vlabel").allTextContents(), ["#1", "#2"]);
+      assert.equal(await page.locator("ol li").count(), 2);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
 describe("torture reports", () => {
   it("summarises a failing run with its violations and a verdict", () => {
     const text = summaryText(lostUpdateResult());
@@ -53,7 +174,7 @@ describe("torture reports", () => {
 
   it("draws every violation's window on the HTML timeline", () => {
     const html = htmlReport(lostUpdateResult());
-    assert.equal((html.match(/class="violation"/g) ?? []).length, 2);
+    assert.equal((html.match(/class="violation" data-kind="window"/g) ?? []).length, 2);
     assert.match(html, /<title>fencelock torture: unfenced on lockd, seed 1: FAIL \(2 violations\)<\/title>/);
     assert.ok(!html.includes("<script"));
   });
