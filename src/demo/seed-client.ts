@@ -60,6 +60,8 @@ export interface SeedClientOptions {
    * on one etcd member or one lockd; for replaying the seed).
    */
   tokenSource?: "revision" | "lease";
+  /** The exit code of an interrupted run: 130 (SIGINT) unless told otherwise (143 for SIGTERM). */
+  interruptedCode?: () => number;
   /** Bound on each wait (lock service, lock, storage, SIGSTOP), in ms. */
   timeoutMs: number;
   /** Receives every step. */
@@ -126,7 +128,7 @@ export async function runSeedClient(o: SeedClientOptions): Promise<number> {
   try {
     outcome = await steps(o, emit, held);
   } catch (err) {
-    if (o.signal?.aborted) outcome = { code: EXIT_CODES.interrupted, why: "interrupted" };
+    if (o.signal?.aborted) outcome = { code: interruptedCode(o), why: "interrupted" };
     else {
       emit("error", message(err));
       outcome = { code: EXIT_CODES.error, why: "failed" };
@@ -162,7 +164,7 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
   try {
     session = await client.session({ ttl: o.ttl, signal: o.signal, timeoutMs: Math.min(o.timeoutMs, 5000) });
   } catch (err) {
-    if (o.signal?.aborted) return { code: EXIT_CODES.interrupted, why: "interrupted" };
+    if (o.signal?.aborted) return { code: interruptedCode(o), why: "interrupted" };
     emit("error", `failed to reach the lock service at ${o.endpoints.join(",")}: ${message(err)}`);
     return { code: EXIT_CODES.error, why: "lock service unreachable" };
   }
@@ -201,7 +203,7 @@ async function steps(o: SeedClientOptions, emit: Emit, held: Held): Promise<Outc
     );
     if (result.interrupted) {
       emit("error", "interrupted (Ctrl-C) while paused");
-      return { code: EXIT_CODES.interrupted, why: "interrupted" };
+      return { code: interruptedCode(o), why: "interrupted" };
     }
     // Right after a synchronous pause no timer has run yet, so ask the session's clock directly.
     const live = session.isLive() && !lock.signal.aborted;
@@ -296,6 +298,10 @@ function notV1Hint(err: unknown, url: string): string {
     "For a storage that speaks only the seed's POST / (like etcd's contrib/lock storage, which exits on " +
     "anything else), run with --protocol seed"
   );
+}
+
+function interruptedCode(o: SeedClientOptions): number {
+  return o.interruptedCode?.() ?? EXIT_CODES.interrupted;
 }
 
 function message(err: unknown): string {

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { CLI_PATH } from "../../src/testkit/index.js";
+import { CLI_PATH, startLockd } from "../../src/testkit/index.js";
 
 /** Every process below `pid`, read from /proc. */
 function descendants(pid: number): number[] {
@@ -108,5 +108,30 @@ describe("interrupting a long-running command", () => {
     assert.equal(r.code, 130, r.out);
     assert.match(r.out, /interrupted \(SIGINT\)/);
     assert.deepEqual(r.left, [], "no process it started is left");
+  });
+
+  it("a client on SIGTERM releases its lock and exits 143, and says so", async () => {
+    const lockd = await startLockd({ memory: true });
+    try {
+      const child = spawn(
+        process.execPath,
+        [CLI_PATH, "client", "1", "--endpoints", lockd.endpoints.join(","), "--pause", "sigstop"],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const deadline = Date.now() + 30_000;
+      while (!/waiting to be stopped/.test(out) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      child.kill("SIGTERM");
+      assert.equal(await exited, 143, out);
+      assert.match(out, /releasing lock/);
+      assert.match(out, /exits with code 143 \(interrupted\)/);
+    } finally {
+      await lockd.stop();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { type PauseMode, parsePause } from "../../demo/pause.js";
 import { logLine } from "../../demo/report.js";
 import { EXIT_CODES, type ResourceChoice, runSeedClient } from "../../demo/seed-client.js";
 import { parseDuration, parseFlags, parseTtl } from "../flags.js";
-import { interruptible, parseEndpoints } from "../run-scope.js";
+import { interruptedExitCode, interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
 export const summary =
@@ -46,7 +46,8 @@ flags:
   --json-events      print one JSON event per line (also FENCELOCK_EVENTS=json)
   -h, --help
 
-exit codes: 0 write accepted, 3 write refused (stale), 1 other failures, 2 bad flags, 130 interrupted
+exit codes: 0 write accepted, 3 write refused (stale), 1 other failures, 2 bad flags, 130/143 interrupted
+(SIGINT/SIGTERM)
 
 A refusal of a holder that was never paused means the storage's fence holds a max no holder reaches
 (e.g. a lease ID some client wrote as its token): see fencelock storage fence reset --help.`;
@@ -121,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const json = values["json-events"] === true || process.env.FENCELOCK_EVENTS === "json";
 
-  return interruptible(({ signal, readerGone }) =>
+  return interruptible(({ signal, readerGone, interruptedBy }) =>
     runSeedClient({
       id,
       endpoints,
@@ -143,6 +144,7 @@ export async function run(argv: string[]): Promise<number> {
         else process.stdout.write(`${logLine(event)}\n`);
         if (!json && event.kind === "refused") console.error(RESET_HINT);
       },
+      interruptedCode: () => interruptedExitCode(interruptedBy() ?? "SIGINT"),
     }),
   );
 }
