@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { connect, type Lock } from "../src/client/index.js";
 import { etcdServices } from "../src/proto/index.js";
-import { startEtcdCluster, startLockd } from "../src/testkit/index.js";
+import { fillKeys, startEtcdCluster, startLockd } from "../src/testkit/index.js";
 import {
   type ContentionStats,
   type CycleStats,
@@ -95,39 +95,6 @@ async function seconds(fn: () => Promise<unknown>): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
-/** Puts `count` keys (100-byte values) in transactions of 128 puts, 8 at a time. */
-async function fill(endpoint: string, count: number): Promise<void> {
-  const kv = new (etcdServices().KV)(endpoint, grpc.credentials.createInsecure());
-  const txn = (req: object) =>
-    new Promise<void>((resolve, reject) =>
-      (kv as unknown as { Txn: (r: object, o: object, cb: (e: Error | null) => void) => void }).Txn(
-        req,
-        { deadline: Date.now() + 30_000 },
-        (e) => (e ? reject(e) : resolve()),
-      ),
-    );
-  const value = Buffer.alloc(100, "v");
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      const start = next;
-      next = Math.min(count, next + 128);
-      const success = [];
-      for (let i = start; i < next; i++) {
-        success.push({
-          request_put: { key: Buffer.from(`/bench/rss/${String(i).padStart(6, "0")}`), value },
-        });
-      }
-      await txn({ success });
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: 8 }, worker));
-  } finally {
-    kv.close();
-  }
-}
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -237,8 +204,8 @@ try {
   stops.push(() => etcd2.stop());
   const etcdPid = etcd2.members[0]?.child?.pid as number;
   const before = [rssMb(lockd.child.pid), rssMb(etcdPid)] as [number, number];
-  await fill(lockd.endpoint, 100_000);
-  await fill(etcd2.endpoints[0] as string, 100_000);
+  await fillKeys(lockd.endpoint, 100_000, "/bench/rss/");
+  await fillKeys(etcd2.endpoints[0] as string, 100_000, "/bench/rss/");
   const after = [rssMb(lockd.child.pid), rssMb(etcdPid)] as [number, number];
   const w4 = [40, 10, 14];
   line(["server RSS, 100,000 keys (100 B values)", "empty MB", "with keys MB"], w4);

@@ -11,6 +11,7 @@ export {
   etcdStatus,
   startEtcdCluster,
 } from "./etcd.js";
+export { fillKeys } from "./fill.js";
 export { type LockdInstance, type LockdLaunchOptions, startLockd } from "./lockd.js";
 export {
   type PostgresConnectionConfig,

@@ -17,7 +17,7 @@ import {
   type LeaseTimeToLiveResponse,
   type RangeResponse,
 } from "../../src/proto/index.js";
-import { type LockdInstance, startLockd } from "../../src/testkit/index.js";
+import { fillKeys, type LockdInstance, startLockd } from "../../src/testkit/index.js";
 import type { AbuseInput, AbuseResult } from "./abuse.js";
 import { Raw } from "./raw.js";
 
@@ -28,36 +28,6 @@ function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   assert.ok(m, "no VmRSS line");
   return Number(m[1]) / 1024;
-}
-
-/** Puts `count` keys with 100-byte values, 128 to a Txn, 8 Txns at a time. */
-async function fill(endpoint: string, count: number): Promise<void> {
-  const kv = new (etcdServices().KV)(endpoint, grpc.credentials.createInsecure());
-  const txn = (req: object) =>
-    new Promise<void>((resolve, reject) =>
-      (kv as unknown as { Txn: (r: object, o: object, cb: (e: Error | null) => void) => void }).Txn(
-        req,
-        { deadline: Date.now() + 30_000 },
-        (e) => (e ? reject(e) : resolve()),
-      ),
-    );
-  const value = Buffer.alloc(100, "v");
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      const start = next;
-      next = Math.min(count, next + 128);
-      const success = [];
-      for (let i = start; i < next; i++)
-        success.push({ request_put: { key: Buffer.from(`${PREFIX}${String(i).padStart(6, "0")}`), value } });
-      await txn({ success });
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: 8 }, worker));
-  } finally {
-    kv.close();
-  }
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -72,7 +42,7 @@ describe("lockd under abusive requests", { timeout: 120_000 }, () => {
 
   before(async () => {
     lockd = await startLockd();
-    await fill(lockd.endpoint, KEYS);
+    await fillKeys(lockd.endpoint, KEYS, PREFIX);
   });
   after(async () => {
     await abuse?.terminate();
