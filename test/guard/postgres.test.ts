@@ -184,6 +184,31 @@ describe("PostgreSQL guard", () => {
     assert.equal(await fenceMax(pool, fence), 9n);
   });
 
+  it("a holder whose token the fence holds already keeps the row locked: a newer holder waits, no lost update", async () => {
+    const c = await freshCounter();
+    const fence = `same-${c}`;
+    await withFence(pool, { fence, token: 5n }, (tx) => increment(tx, c));
+    const inside = gate();
+    const finish = gate();
+    // Token 5 again: the check writes nothing, yet the row stays locked until this unit commits.
+    const holder = withFence(pool, { fence, token: 5n }, async (tx) => {
+      const { rows } = await tx.query("SELECT n FROM counter WHERE name = $1", [c]);
+      inside.open();
+      await finish.opened;
+      await tx.query("UPDATE counter SET n = $2 WHERE name = $1", [c, BigInt(rows[0].n) + 10n]);
+    });
+    await inside.opened;
+    const newer = withFence(pool, { fence, token: 6n }, async (tx) => {
+      const { rows } = await tx.query("SELECT n FROM counter WHERE name = $1", [c]);
+      await tx.query("UPDATE counter SET n = $2 WHERE name = $1", [c, BigInt(rows[0].n) + 100n]);
+    });
+    await waitingForLock(pool, "the newer holder");
+    finish.open();
+    await Promise.all([holder, newer]);
+    assert.equal(await count(c), 111, "the newer holder read what the older one wrote");
+    assert.equal(await fenceMax(pool, fence), 6n);
+  });
+
   for (const isolation of ["repeatable read", "serializable"] as IsolationLevel[]) {
     it(`under ${isolation.toUpperCase()} a concurrent holder gets a retryable conflict, never a silent accept`, async () => {
       const c = await freshCounter();
@@ -362,28 +387,85 @@ describe("PostgreSQL guard", () => {
     assert.equal(await count(c), 2 * names.length);
   });
 
-  it("costs no round trip more than the unguarded transaction: BEGIN and the check go out together", async () => {
+  /** A connection that records the first word of each query string it sends. */
+  const recording = (client: pg.Client, sent: string[]) => ({
+    query: (sql: string, params?: unknown[]) => {
+      sent.push(sql.split(/\s/)[0] as string);
+      return client.query(sql, params);
+    },
+    on: client.on.bind(client),
+    removeListener: client.removeListener.bind(client),
+  });
+
+  it("costs no round trip more than the unguarded transaction once the fence holds the token", async () => {
     const c = await freshCounter();
+    const fence = `trips-${c}`;
     const client = new pg.Client(server.pgConfig());
     await client.connect();
     const sent: string[] = [];
-    const counting = {
-      query: (sql: string, params?: unknown[]) => {
-        sent.push(sql.split(/\s/)[0] as string);
-        return client.query(sql, params);
-      },
-      on: client.on.bind(client),
-      removeListener: client.removeListener.bind(client),
+    const conn = recording(client, sent);
+    const unit = (token: bigint) =>
+      withFence(conn, { fence, token }, (tx) => tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]));
+    const trips = async (token: bigint) => {
+      sent.length = 0;
+      await unit(token);
+      return [...sent];
     };
     try {
-      await withFence(counting, { fence: `trips-${c}`, token: 1n }, (tx) =>
-        tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]),
-      );
+      // The connection's first unit prepares the lock statement; the fence's first unit inserts its row.
+      assert.deepEqual(await trips(5n), ["PREPARE", "INSERT", "UPDATE", "COMMIT"]);
+      // The holder's next units: BEGIN and the prepared check in one string, as many round trips as unguarded.
+      assert.deepEqual(await trips(5n), ["BEGIN;", "UPDATE", "COMMIT"]);
+      assert.deepEqual(await trips(5n), ["BEGIN;", "UPDATE", "COMMIT"]);
+      // A new holder's first unit raises the locked row.
+      assert.deepEqual(await trips(6n), ["BEGIN;", "UPDATE", "UPDATE", "COMMIT"]);
+      // A stale one learns the newer max from the check itself.
+      sent.length = 0;
+      await assert.rejects(unit(5n), (err: unknown) => err instanceof StaleTokenError && err.maxToken === 6n);
+      assert.deepEqual(sent, ["BEGIN;", "ROLLBACK"]);
+      // Someone dropped the connection's prepared statements: the check prepares again.
+      await client.query("DEALLOCATE ALL");
+      assert.deepEqual(await trips(6n), ["BEGIN;", "ROLLBACK", "PREPARE", "UPDATE", "COMMIT"]);
     } finally {
       await client.end();
     }
-    assert.deepEqual(sent, ["BEGIN;", "UPDATE", "COMMIT"]);
-    assert.equal(await count(c), 1);
+    assert.equal(await count(c), 5);
+    assert.equal(await fenceMax(pool, fence), 6n);
+  });
+
+  it("a connection whose session moves between server connections (a transaction pooler) falls back to the inline check", async () => {
+    const c = await freshCounter();
+    const fence = `pooler-${c}`;
+    const backends = [new pg.Client(server.pgConfig()), new pg.Client(server.pgConfig())];
+    await Promise.all(backends.map((b) => b.connect()));
+    // Like a transaction pooler: each transaction goes to the next server connection.
+    let turn = 0;
+    let current = backends[0] as pg.Client;
+    const sent: string[] = [];
+    const conn = {
+      query: (sql: string, params?: unknown[]) => {
+        if (/^(PREPARE|BEGIN)/.test(sql)) current = backends[turn++ % backends.length] as pg.Client;
+        sent.push(sql.split(/\s/)[0] as string);
+        return current.query(sql, params);
+      },
+      on: () => {},
+      removeListener: () => {},
+    };
+    try {
+      for (let i = 0; i < 4; i++) {
+        await withFence(conn, { fence, token: 3n }, (tx) =>
+          tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]),
+        );
+      }
+      await assert.rejects(withFence(conn, { fence, token: 2n }, () => {}), StaleTokenError);
+    } finally {
+      await Promise.all(backends.map((b) => b.end()));
+    }
+    assert.equal(await count(c), 4);
+    // Once it has seen the statement come and go, it sends the one-statement check (BEGIN; INSERT ...),
+    // which reads the max that beat a stale token in a statement of its own.
+    assert.deepEqual(sent.slice(-3), ["BEGIN;", "SELECT", "ROLLBACK"]);
+    assert.ok(sent.filter((w) => w === "PREPARE").length <= 2, sent.join(" "));
   });
 
   it("checkFence guards a transaction the caller opened, through a plain query function", async () => {

@@ -11,7 +11,8 @@ import { type Query, rowsOf } from "./query.js";
 // ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is false, and under READ COMMITTED it
 // re-checks the WHERE against the newest committed row after waiting for that lock: a token that lost the
 // race to a higher one finds the higher max, never the one it read before waiting.
-function raiseSql(table: string, name: string, token: string): string {
+/** The raise statement on `table`, with `name` and `token` SQL expressions (parameters or literals). */
+export function raiseSql(table: string, name: string, token: string): string {
   return `INSERT INTO ${table} AS f (name, max_token) VALUES (${name}, ${token}::bigint)
 ON CONFLICT (name) DO UPDATE SET max_token = EXCLUDED.max_token, updated_at = now()
 WHERE f.max_token <= EXCLUDED.max_token
@@ -25,8 +26,12 @@ RETURNING f.max_token::text AS max_token`;
  * holds and whatever `standard_conforming_strings` says. `args` must already be checked.
  */
 export function beginAndCheckSql(begin: string, args: Required<FenceArgs>): string {
-  const hex = Buffer.from(args.fence, "utf8").toString("hex");
-  return `${begin}; ${raiseSql(args.table, `convert_from(decode('${hex}', 'hex'), 'UTF8')`, args.token.toString())}`;
+  return `${begin}; ${raiseSql(args.table, nameLiteral(args.fence), args.token.toString())}`;
+}
+
+/** `fence` as an SQL expression no name can break out of: the hex of its UTF-8 bytes, decoded by the server. */
+export function nameLiteral(fence: string): string {
+  return `convert_from(decode('${Buffer.from(fence, "utf8").toString("hex")}', 'hex'), 'UTF8')`;
 }
 
 /**

@@ -1,20 +1,13 @@
 /**
  * A guarded unit of work on PostgreSQL: BEGIN, the fence check (docs/design.md §3), the caller's statements,
- * COMMIT, all on one connection. BEGIN and the check go out as one query string, so the guard costs no
- * round trip more than the unguarded transaction (`npm run bench:fence`). A stale token, an error or an
- * abort rolls everything back.
+ * COMMIT, all on one connection. BEGIN and the check go out as one query string (open.ts), so the guard
+ * costs no round trip more than the unguarded transaction (`npm run bench:fence`). A stale token, an error
+ * or an abort rolls everything back.
  */
 import { checkFenceArgs, type FenceArgs } from "../args.js";
-import {
-  FenceTableMissingError,
-  GuardAbortedError,
-  GuardArgumentError,
-  GuardTimeoutError,
-  RolledBackError,
-} from "../errors.js";
-import { beginAndCheckSql, settleCheck } from "./check.js";
+import { GuardAbortedError, GuardArgumentError, GuardTimeoutError, RolledBackError } from "../errors.js";
+import { openGuarded } from "./open.js";
 import { guardErrorOf, isConnectionLoss } from "./pg-errors.js";
-import { rowsOf } from "./query.js";
 
 /** A connection that runs SQL, like `pg`'s `Client` and `PoolClient`. */
 export interface PgClientLike {
@@ -199,12 +192,7 @@ async function guarded<T>(
     phase = "work";
     try {
       const tx = conn;
-      const opened = await tx.query(beginAndCheckSql(begin, args)).catch((err: { code?: unknown }) => {
-        throw err.code === "42P01" ? new FenceTableMissingError(args.table, { cause: err }) : err;
-      });
-      // pg answers a string of several statements with one result each; the check's is the last.
-      const results = Array.isArray(opened) ? opened : [opened];
-      await settleCheck((sql, params) => tx.query(sql, params), args, rowsOf(results[results.length - 1]));
+      await openGuarded(tx, begin, args);
       const result = await fn(tx, context);
       phase = "commit";
       const committed = (await conn.query("COMMIT")) as { command?: string };

@@ -1,0 +1,141 @@
+/**
+ * Opening a guarded transaction on one connection: BEGIN and the fence check in one round trip, with the
+ * check a statement the connection has prepared, so the server neither parses nor plans it again and,
+ * while the holder's token is the fence's max already (every unit of work after its first), writes
+ * nothing but the row lock. `npm run bench:fence` measures it.
+ */
+import { createHash } from "node:crypto";
+import type { FenceArgs } from "../args.js";
+import { FenceTableMissingError, StaleTokenError } from "../errors.js";
+import { beginAndCheckSql, nameLiteral, raiseSql, settleCheck } from "./check.js";
+import { rowsOf } from "./query.js";
+
+/** What `open` needs of a connection: `pg`'s `query`, which answers a string of statements with a list. */
+export interface SqlConnection {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/**
+ * Per connection and fence table: `prepared` once its lock statement is prepared, `inline` once prepared
+ * statements would not stay (a pooler that moves the session between server connections); then the
+ * connection sends the one-statement check of check.ts instead. A connection that ends takes its entry.
+ */
+const states = new WeakMap<object, Map<string, "prepared" | "inline">>();
+
+// SQLSTATEs: a prepared statement of that name exists already / does not exist.
+const DUPLICATE_PREPARED = "42P05";
+const MISSING_PREPARED = "26000";
+
+const names = new Map<string, string>();
+
+/** The prepared statement's name on a connection: one per fence table, versioned with its text. */
+function statementName(table: string): string {
+  let name = names.get(table);
+  if (name === undefined) {
+    name = `fencelock_lock_v1_${createHash("sha256").update(table).digest("hex").slice(0, 16)}`;
+    names.set(table, name);
+  }
+  return name;
+}
+
+/**
+ * FOR NO KEY UPDATE conflicts with itself and with the locks of the raise (INSERT ... ON CONFLICT DO
+ * UPDATE), of `resetFence` (DELETE) and of the UPDATE below, so holders of one fence take turns on its row.
+ * Under READ COMMITTED a holder that waited for the lock reads the row as its last holder committed it; under
+ * REPEATABLE READ and SERIALIZABLE a row changed since the snapshot is a serialization failure.
+ */
+function lockSql(table: string): string {
+  return `SELECT max_token::text AS max_token FROM ${table} WHERE name = $1 FOR NO KEY UPDATE`;
+}
+
+function errorCode(err: unknown): unknown {
+  return (err as { code?: unknown } | null)?.code;
+}
+
+/** The last statement's rows of a string of statements (`pg` answers one result, or a list of them). */
+function lastRows(result: unknown): unknown[] {
+  const results = Array.isArray(result) ? result : [result];
+  return rowsOf(results[results.length - 1]);
+}
+
+/**
+ * Sends `begin` and the fence check on `conn`, which must not be in a transaction, and resolves once the
+ * transaction is open and the fence row holds `args.token` under this transaction's lock. Rejects with
+ * `StaleTokenError` if the fence has seen a higher token, `FenceTableMissingError` without the table, or
+ * the driver's error; the transaction is then open (and failed) unless the error was the connection's
+ * loss: the caller rolls it back. `args` must already be checked.
+ */
+export async function openGuarded(
+  conn: SqlConnection,
+  begin: string,
+  args: Required<FenceArgs>,
+): Promise<void> {
+  let byTable = states.get(conn);
+  if (byTable === undefined) {
+    byTable = new Map();
+    states.set(conn, byTable);
+  }
+  const name = statementName(args.table);
+  const execute = `${begin}; EXECUTE ${name}(${nameLiteral(args.fence)})`;
+  // Bounded: at most a prepare, a re-prepare after the statement vanished, then the inline check.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const state = byTable.get(args.table);
+    if (state === "inline") return openInline(conn, begin, args);
+    const sql =
+      state === "prepared" ? execute : `PREPARE ${name}(text) AS ${lockSql(args.table)}; ${execute}`;
+    let rows: unknown[];
+    try {
+      rows = lastRows(await conn.query(sql));
+    } catch (err) {
+      const code = errorCode(err);
+      if (code === "42P01") throw new FenceTableMissingError(args.table, { cause: err });
+      if (code === DUPLICATE_PREPARED) {
+        // PREPARE came first and failed, so nothing else ran: the connection is outside a transaction. The
+        // name carries the statement's version and table, so it is ours, prepared by a call that then failed.
+        byTable.set(args.table, "prepared");
+        continue;
+      }
+      if (code === MISSING_PREPARED) {
+        // Someone ran DEALLOCATE or DISCARD ALL, or a pooler moved the session. BEGIN ran: end it first.
+        await conn.query("ROLLBACK");
+        byTable.delete(args.table);
+        continue;
+      }
+      throw err;
+    }
+    // PREPARE is not transactional: the statement stays prepared whatever happens to this transaction.
+    byTable.set(args.table, "prepared");
+    return settleLocked(conn, args, rows);
+  }
+  // The statement came and went three times: a pooler that moves sessions; stop preparing on this connection.
+  byTable.set(args.table, "inline");
+  return openInline(conn, begin, args);
+}
+
+/** The one-statement check of check.ts, for connections that cannot keep a prepared statement. */
+async function openInline(conn: SqlConnection, begin: string, args: Required<FenceArgs>): Promise<void> {
+  const rows = await conn.query(beginAndCheckSql(begin, args)).catch((err: unknown) => {
+    throw errorCode(err) === "42P01" ? new FenceTableMissingError(args.table, { cause: err }) : err;
+  });
+  await settleCheck((sql, params) => conn.query(sql, params), args, lastRows(rows));
+}
+
+/**
+ * What the locked row says: equal passes with nothing written; a higher max refuses; a lower one is raised
+ * to the token (the row is locked, so a plain UPDATE); no row yet takes the raise of check.ts, which
+ * inserts it or, if a concurrent holder inserted it first, waits for it and checks again.
+ */
+async function settleLocked(conn: SqlConnection, args: Required<FenceArgs>, rows: unknown[]): Promise<void> {
+  const max = (rows[0] as { max_token?: unknown } | undefined)?.max_token;
+  if (typeof max !== "string") {
+    const raised = await conn.query(raiseSql(args.table, "$1", "$2"), [args.fence, args.token.toString()]);
+    return settleCheck((sql, params) => conn.query(sql, params), args, rowsOf(raised));
+  }
+  const current = BigInt(max);
+  if (current === args.token) return;
+  if (current > args.token) throw new StaleTokenError(args.token, current, args.fence);
+  await conn.query(`UPDATE ${args.table} SET max_token = $2::bigint, updated_at = now() WHERE name = $1`, [
+    args.fence,
+    args.token.toString(),
+  ]);
+}
