@@ -363,6 +363,8 @@ describe("PostgreSQL guard", () => {
       `quote'); DROP TABLE counter; -- ${c}`,
       `backslash\\' ${c} \\`,
       `dollar $1 $$ $q$ ${c}`,
+      `tag $fencelock$); DROP TABLE counter; -- ${c}`,
+      `${c} ends in $fencelock`,
       `unicode é 雪 🔒 ${c}`,
     ];
     // With standard_conforming_strings off a backslash escapes in '...' literals, on a connection of its own.
