@@ -407,32 +407,46 @@ describe("PostgreSQL guard", () => {
     const sent: string[] = [];
     const conn = recording(client, sent);
     const unit = (token: bigint) =>
-      withFence(conn, { fence, token }, (tx) => tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]));
+      withFence(conn, { fence, token }, (tx) =>
+        tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]),
+      );
     const trips = async (token: bigint) => {
       sent.length = 0;
       await unit(token);
       return [...sent];
     };
     try {
-      // The connection's first unit prepares the lock statement; the fence's first unit inserts its row.
-      assert.deepEqual(await trips(5n), ["PREPARE", "INSERT", "UPDATE", "COMMIT"]);
+      // The connection's first unit prepares the statements; the fence's first unit inserts its row.
+      assert.deepEqual(await trips(5n), ["PREPARE", "UPDATE", "COMMIT"]);
       // The holder's next units: BEGIN and the prepared check in one string, as many round trips as unguarded.
       assert.deepEqual(await trips(5n), ["BEGIN;", "UPDATE", "COMMIT"]);
       assert.deepEqual(await trips(5n), ["BEGIN;", "UPDATE", "COMMIT"]);
-      // A new holder's first unit raises the locked row.
-      assert.deepEqual(await trips(6n), ["BEGIN;", "UPDATE", "UPDATE", "COMMIT"]);
+      // A new holder's first unit raises the row in the same statement.
+      assert.deepEqual(await trips(6n), ["BEGIN;", "UPDATE", "COMMIT"]);
       // A stale one learns the newer max from the check itself.
       sent.length = 0;
       await assert.rejects(unit(5n), (err: unknown) => err instanceof StaleTokenError && err.maxToken === 6n);
       assert.deepEqual(sent, ["BEGIN;", "ROLLBACK"]);
-      // Someone dropped the connection's prepared statements: the check prepares again.
+      // Someone dropped the connection's prepared statements: the check prepares them again.
       await client.query("DEALLOCATE ALL");
       assert.deepEqual(await trips(6n), ["BEGIN;", "ROLLBACK", "PREPARE", "UPDATE", "COMMIT"]);
+      // The fence was reset behind this process's back: the row is inserted again.
+      await resetFence(pool, fence);
+      assert.deepEqual(await trips(6n), ["BEGIN;", "INSERT", "UPDATE", "COMMIT"]);
+      // Another process raised it past this one's next token: refused, the max read in a statement of its own.
+      await pool.query("UPDATE fencelock_fences SET max_token = 9 WHERE name = $1", [fence]);
+      sent.length = 0;
+      await assert.rejects(unit(7n), (err: unknown) => err instanceof StaleTokenError && err.maxToken === 9n);
+      assert.deepEqual(sent, ["BEGIN;", "SELECT", "ROLLBACK"]);
+      // And this process now knows: its next stale unit costs nothing more.
+      sent.length = 0;
+      await assert.rejects(unit(8n), StaleTokenError);
+      assert.deepEqual(sent, ["BEGIN;", "ROLLBACK"]);
     } finally {
       await client.end();
     }
-    assert.equal(await count(c), 5);
-    assert.equal(await fenceMax(pool, fence), 6n);
+    assert.equal(await count(c), 6);
+    assert.equal(await fenceMax(pool, fence), 9n);
   });
 
   it("a connection whose session moves between server connections (a transaction pooler) falls back to the inline check", async () => {
@@ -459,7 +473,10 @@ describe("PostgreSQL guard", () => {
           tx.query("UPDATE counter SET n = n + 1 WHERE name = $1", [c]),
         );
       }
-      await assert.rejects(withFence(conn, { fence, token: 2n }, () => {}), StaleTokenError);
+      await assert.rejects(
+        withFence(conn, { fence, token: 2n }, () => {}),
+        StaleTokenError,
+      );
     } finally {
       await Promise.all(backends.map((b) => b.end()));
     }

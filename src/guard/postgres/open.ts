@@ -1,8 +1,10 @@
 /**
  * Opening a guarded transaction on one connection: BEGIN and the fence check in one round trip, with the
- * check a statement the connection has prepared, so the server neither parses nor plans it again and,
- * while the holder's token is the fence's max already (every unit of work after its first), writes
- * nothing but the row lock. `npm run bench:fence` measures it.
+ * check a statement the connection has prepared, so the server neither parses nor plans it again. Two
+ * statements, picked by what this process last saw of the fence: a holder whose token is the fence's max
+ * already (every unit of work after its first) only locks the row, writing nothing else; a token above it
+ * (a new holder's first unit, or a fence this process has not seen) raises the row in the same statement.
+ * Either statement is correct for any token; the pick only spares work. `npm run bench:fence` measures it.
  */
 import { createHash } from "node:crypto";
 import type { FenceArgs } from "../args.js";
@@ -10,32 +12,46 @@ import { FenceTableMissingError, StaleTokenError } from "../errors.js";
 import { beginAndCheckSql, nameLiteral, raiseSql, settleCheck } from "./check.js";
 import { rowsOf } from "./query.js";
 
-/** What `open` needs of a connection: `pg`'s `query`, which answers a string of statements with a list. */
+/** What `openGuarded` needs of a connection: `pg`'s `query`, which answers a string of statements with a list. */
 export interface SqlConnection {
   query(sql: string, params?: unknown[]): Promise<unknown>;
 }
 
 /**
- * Per connection and fence table: `prepared` once its lock statement is prepared, `inline` once prepared
+ * Per connection and fence table: `prepared` once its statements are prepared, `inline` once prepared
  * statements would not stay (a pooler that moves the session between server connections); then the
  * connection sends the one-statement check of check.ts instead. A connection that ends takes its entry.
  */
 const states = new WeakMap<object, Map<string, "prepared" | "inline">>();
 
+/**
+ * The max this process last saw per table and fence (whatever the database: it is a hint for the pick,
+ * never for the rule, and a wrong one costs a round trip).
+ */
+const seen = new Map<string, bigint>();
+/** Bound on `seen`; past it the hints start over, which costs a few row writes and nothing else. */
+const MAX_SEEN = 10_000;
+
+function remember(args: Required<FenceArgs>, max: bigint): void {
+  if (seen.size >= MAX_SEEN) seen.clear();
+  seen.set(`${args.table}\0${args.fence}`, max);
+}
+
 // SQLSTATEs: a prepared statement of that name exists already / does not exist.
 const DUPLICATE_PREPARED = "42P05";
 const MISSING_PREPARED = "26000";
 
-const names = new Map<string, string>();
+const names = new Map<string, { lock: string; raise: string }>();
 
-/** The prepared statement's name on a connection: one per fence table, versioned with its text. */
-function statementName(table: string): string {
-  let name = names.get(table);
-  if (name === undefined) {
-    name = `fencelock_lock_v1_${createHash("sha256").update(table).digest("hex").slice(0, 16)}`;
-    names.set(table, name);
+/** The prepared statements' names on a connection: one pair per fence table, versioned with their text. */
+function statementNames(table: string): { lock: string; raise: string } {
+  let pair = names.get(table);
+  if (pair === undefined) {
+    const id = createHash("sha256").update(table).digest("hex").slice(0, 16);
+    pair = { lock: `fencelock_lock_v1_${id}`, raise: `fencelock_raise_v1_${id}` };
+    names.set(table, pair);
   }
-  return name;
+  return pair;
 }
 
 /**
@@ -75,14 +91,21 @@ export async function openGuarded(
     byTable = new Map();
     states.set(conn, byTable);
   }
-  const name = statementName(args.table);
-  const execute = `${begin}; EXECUTE ${name}(${nameLiteral(args.fence)})`;
-  // Bounded: at most a prepare, a re-prepare after the statement vanished, then the inline check.
+  const { lock, raise } = statementNames(args.table);
+  const hint = seen.get(`${args.table}\0${args.fence}`);
+  const raising = hint === undefined || args.token > hint;
+  const name = nameLiteral(args.fence);
+  const execute = raising
+    ? `${begin}; EXECUTE ${raise}(${name}, ${args.token})`
+    : `${begin}; EXECUTE ${lock}(${name})`;
+  // Bounded: at most a prepare, a re-prepare after a statement vanished, then the inline check.
   for (let attempt = 0; attempt < 3; attempt++) {
     const state = byTable.get(args.table);
     if (state === "inline") return openInline(conn, begin, args);
     const sql =
-      state === "prepared" ? execute : `PREPARE ${name}(text) AS ${lockSql(args.table)}; ${execute}`;
+      state === "prepared"
+        ? execute
+        : `PREPARE ${lock}(text) AS ${lockSql(args.table)}; PREPARE ${raise}(text, bigint) AS ${raiseSql(args.table, "$1", "$2")}; ${execute}`;
     let rows: unknown[];
     try {
       rows = lastRows(await conn.query(sql));
@@ -91,7 +114,7 @@ export async function openGuarded(
       if (code === "42P01") throw new FenceTableMissingError(args.table, { cause: err });
       if (code === DUPLICATE_PREPARED) {
         // PREPARE came first and failed, so nothing else ran: the connection is outside a transaction. The
-        // name carries the statement's version and table, so it is ours, prepared by a call that then failed.
+        // names carry the statements' version and table, so they are ours, from a call that then failed.
         byTable.set(args.table, "prepared");
         continue;
       }
@@ -103,11 +126,19 @@ export async function openGuarded(
       }
       throw err;
     }
-    // PREPARE is not transactional: the statement stays prepared whatever happens to this transaction.
+    // PREPARE is not transactional: the statements stay prepared whatever happens to this transaction.
     byTable.set(args.table, "prepared");
+    if (raising) {
+      await settleCheck((sql, params) => conn.query(sql, params), args, rows).catch((err: unknown) => {
+        if (err instanceof StaleTokenError) remember(args, err.maxToken);
+        throw err;
+      });
+      remember(args, args.token);
+      return;
+    }
     return settleLocked(conn, args, rows);
   }
-  // The statement came and went three times: a pooler that moves sessions; stop preparing on this connection.
+  // The statements came and went three times: a pooler that moves sessions; stop preparing on this connection.
   byTable.set(args.table, "inline");
   return openInline(conn, begin, args);
 }
@@ -121,21 +152,24 @@ async function openInline(conn: SqlConnection, begin: string, args: Required<Fen
 }
 
 /**
- * What the locked row says: equal passes with nothing written; a higher max refuses; a lower one is raised
- * to the token (the row is locked, so a plain UPDATE); no row yet takes the raise of check.ts, which
- * inserts it or, if a concurrent holder inserted it first, waits for it and checks again.
+ * What the locked row says: equal passes with nothing written; a higher max refuses; a lower one (the hint
+ * was out of date: a reset) is raised to the token, with a plain UPDATE as the row is locked; no row (a
+ * reset) takes the raise, which inserts it or, if a concurrent holder inserted it first, waits and checks.
  */
 async function settleLocked(conn: SqlConnection, args: Required<FenceArgs>, rows: unknown[]): Promise<void> {
   const max = (rows[0] as { max_token?: unknown } | undefined)?.max_token;
   if (typeof max !== "string") {
+    seen.delete(`${args.table}\0${args.fence}`);
     const raised = await conn.query(raiseSql(args.table, "$1", "$2"), [args.fence, args.token.toString()]);
     return settleCheck((sql, params) => conn.query(sql, params), args, rowsOf(raised));
   }
   const current = BigInt(max);
+  remember(args, current);
   if (current === args.token) return;
   if (current > args.token) throw new StaleTokenError(args.token, current, args.fence);
   await conn.query(`UPDATE ${args.table} SET max_token = $2::bigint, updated_at = now() WHERE name = $1`, [
     args.fence,
     args.token.toString(),
   ]);
+  remember(args, args.token);
 }
