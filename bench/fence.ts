@@ -4,10 +4,12 @@
  * 10 concurrent writers, each updating its own row in `BEGIN; UPDATE; COMMIT`:
  * - unguarded: the transaction as it is (the baseline),
  * - guarded, distinct fences: the same transaction through `withFence`, each writer on its own fence,
+ * - guarded, distinct fences, a new token for every transaction, as if each were a new holder's first
+ *   (reported, no target),
  * - guarded, one shared fence: all writers on one fence, so they serialize on its row (reported, no target),
  * - for comparison, the guard as two round trips: BEGIN, then the public `checkFence` (how `withFence` sent
  *   them before it joined the two into one query string).
- * The modes run in interleaved rounds (A B C D, then D C B A, ...), so a swing in the machine's load weighs
+ * The modes run in interleaved rounds (A B C D E, then E D C B A, ...), so a swing in the machine's load weighs
  * on all alike; each figure is the median over the rounds, and each ratio the median of the per-round
  * ratios (a mode against the baseline of the same round). CPU columns: this process (`pg` and the guard)
  * and the PostgreSQL server (all its processes) per transaction, which show where the time goes when the
@@ -127,6 +129,8 @@ async function runRound(mode: Mode, durationMs: number, serverPid: number): Prom
 const UPDATE = "UPDATE bench_rows SET n = n + 1 WHERE id = $1";
 
 function modes(pool: pg.Pool): Mode[] {
+  // Writer w's last token on its fence of the new-token mode: each of its transactions is a new holder's first.
+  const tokens: bigint[] = [];
   return [
     {
       label: "unguarded BEGIN; UPDATE; COMMIT",
@@ -149,6 +153,17 @@ function modes(pool: pg.Pool): Mode[] {
       label: "withFence, distinct fences",
       async tx(w) {
         await withFence(pool, { fence: `bench-${w}`, token: 1n, timeoutMs: TX_TIMEOUT_MS }, async (c) => {
+          await c.query(UPDATE, [w]);
+        });
+      },
+      rounds: [],
+    },
+    {
+      label: "withFence, distinct fences, new token each tx",
+      async tx(w) {
+        const token = (tokens[w] ?? 0n) + 1n;
+        tokens[w] = token;
+        await withFence(pool, { fence: `bench-new-${w}`, token, timeoutMs: TX_TIMEOUT_MS }, async (c) => {
           await c.query(UPDATE, [w]);
         });
       },
@@ -235,7 +250,7 @@ try {
     "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version') ORDER BY name",
   );
   const all = modes(pool);
-  const [plain, distinct, shared, twoTrips] = all as [Mode, Mode, Mode, Mode];
+  const [plain, distinct, newTokens, shared, twoTrips] = all as [Mode, Mode, Mode, Mode, Mode];
   console.log(
     `PostgreSQL fencing guard benchmark: ${WRITERS} concurrent writers on one pg pool of ${WRITERS}, each its own row; ` +
       `${rounds} interleaved rounds of ${values.seconds} s per mode; figures: median over rounds`,
@@ -263,6 +278,9 @@ try {
   console.log("");
   console.log(target("guarded p50 / unguarded p50, distinct fences:", ratio(distinct, p50), 1.25, true));
   console.log(target("guarded / unguarded tx/s, distinct fences:", ratio(distinct, tps), 0.8, false));
+  console.log(
+    `${"guarded / unguarded tx/s, new token each tx:".padEnd(50)}${ratio(newTokens, tps).toFixed(2)}x   (no goal: every transaction raises its fence)`,
+  );
   console.log(
     `${"guarded / unguarded tx/s, one shared fence:".padEnd(50)}${ratio(shared, tps).toFixed(2)}x   (no goal: the writers take turns on the fence row)`,
   );
