@@ -4,7 +4,7 @@
  * split into bounded transactions. Then the same over HTTP on a real server process.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -179,6 +179,24 @@ test("a burst is committed in bounded transactions, one a turn, in order", async
   await Promise.all(three);
   assert.deepEqual(sizes, [1, 1, 1], "each value over half the byte bound goes alone");
   batcher.close();
+});
+
+test("the background syncs of the WAL leave no descriptor open once the store is closed", async (t) => {
+  const store = openStore(t);
+  const walDescriptors = () =>
+    readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${store.file}-wal`);
+      } catch {
+        return false; // the directory's own descriptor, gone by now
+      }
+    }).length;
+  for (let i = 1; i <= 100; i++) store.transaction(() => store.decide(write("k", BigInt(i), "v")));
+  assert.equal(walDescriptors(), 2, "SQLite's and the background sync's");
+  store.close();
+  const deadline = Date.now() + 5000;
+  while (walDescriptors() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(walDescriptors(), 0);
 });
 
 /** A PUT over a keep-alive agent; resolves with the status and the parsed body. */
