@@ -32,9 +32,14 @@ const seen = new Map<string, bigint>();
 /** Bound on `seen`; past it the hints start over, which costs a few row writes and nothing else. */
 const MAX_SEEN = 10_000;
 
-function remember(args: Required<FenceArgs>, max: bigint): void {
-  if (seen.size >= MAX_SEEN) seen.clear();
-  seen.set(`${args.table}\0${args.fence}`, max);
+/** The key of a fence in `seen`. */
+function fenceKey(args: Required<FenceArgs>): string {
+  return `${args.table}\0${args.fence}`;
+}
+
+function remember(key: string, max: bigint): void {
+  if (seen.size >= MAX_SEEN && !seen.has(key)) seen.clear();
+  seen.set(key, max);
 }
 
 // SQLSTATEs: a prepared statement of that name exists already / does not exist.
@@ -92,7 +97,8 @@ export async function openGuarded(
     states.set(conn, byTable);
   }
   const { lock, raise } = statementNames(args.table);
-  const hint = seen.get(`${args.table}\0${args.fence}`);
+  const key = fenceKey(args);
+  const hint = seen.get(key);
   const raising = hint === undefined || args.token > hint;
   const name = nameLiteral(args.fence);
   const execute = raising
@@ -130,13 +136,13 @@ export async function openGuarded(
     byTable.set(args.table, "prepared");
     if (raising) {
       await settleCheck((sql, params) => conn.query(sql, params), args, rows).catch((err: unknown) => {
-        if (err instanceof StaleTokenError) remember(args, err.maxToken);
+        if (err instanceof StaleTokenError) remember(key, err.maxToken);
         throw err;
       });
-      remember(args, args.token);
+      remember(key, args.token);
       return;
     }
-    return settleLocked(conn, args, rows);
+    return settleLocked(conn, args, rows, key, hint);
   }
   // The statements came and went three times: a pooler that moves sessions; stop preparing on this connection.
   byTable.set(args.table, "inline");
@@ -156,20 +162,36 @@ async function openInline(conn: SqlConnection, begin: string, args: Required<Fen
  * was out of date: a reset) is raised to the token, with a plain UPDATE as the row is locked; no row (a
  * reset) takes the raise, which inserts it or, if a concurrent holder inserted it first, waits and checks.
  */
-async function settleLocked(conn: SqlConnection, args: Required<FenceArgs>, rows: unknown[]): Promise<void> {
+function settleLocked(
+  conn: SqlConnection,
+  args: Required<FenceArgs>,
+  rows: unknown[],
+  key: string,
+  hint: bigint | undefined,
+): Promise<void> | undefined {
   const max = (rows[0] as { max_token?: unknown } | undefined)?.max_token;
-  if (typeof max !== "string") {
-    seen.delete(`${args.table}\0${args.fence}`);
-    const raised = await conn.query(raiseSql(args.table, "$1", "$2"), [args.fence, args.token.toString()]);
-    return settleCheck((sql, params) => conn.query(sql, params), args, rowsOf(raised));
-  }
+  if (typeof max !== "string") return insertAfterReset(conn, args, key);
   const current = BigInt(max);
-  remember(args, current);
-  if (current === args.token) return;
+  // The common case, the same holder again: nothing to write, nothing new to remember, no promise to make.
+  if (current === args.token && current === hint) return undefined;
+  remember(key, current);
+  if (current === args.token) return undefined;
   if (current > args.token) throw new StaleTokenError(args.token, current, args.fence);
+  return raiseLocked(conn, args, key);
+}
+
+/** The fence row is gone (a reset): insert it, or wait for and check a concurrent holder's insert. */
+async function insertAfterReset(conn: SqlConnection, args: Required<FenceArgs>, key: string): Promise<void> {
+  seen.delete(key);
+  const raised = await conn.query(raiseSql(args.table, "$1", "$2"), [args.fence, args.token.toString()]);
+  await settleCheck((sql, params) => conn.query(sql, params), args, rowsOf(raised));
+}
+
+/** The locked row's max is below the token (the fence was reset and raised by a lower one): raise it. */
+async function raiseLocked(conn: SqlConnection, args: Required<FenceArgs>, key: string): Promise<void> {
   await conn.query(`UPDATE ${args.table} SET max_token = $2::bigint, updated_at = now() WHERE name = $1`, [
     args.fence,
     args.token.toString(),
   ]);
-  remember(args, args.token);
+  remember(key, args.token);
 }

@@ -67,6 +67,19 @@ const ISOLATION: Record<IsolationLevel, string> = {
   serializable: "BEGIN ISOLATION LEVEL SERIALIZABLE",
 };
 
+/** A class, not an object literal with a getter: V8 makes such a literal slowly, once per transaction. */
+class Context implements FenceContext {
+  constructor(
+    readonly fence: string,
+    readonly token: bigint,
+    private readonly signalOf: () => AbortSignal,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.signalOf();
+  }
+}
+
 /** Transactions on one plain `Client` must not interleave: each waits for the one before it. */
 const clientQueues = new WeakMap<object, Promise<unknown>>();
 
@@ -148,11 +161,8 @@ async function guarded<T>(
     if (conn.release) conn.release(why);
     else void (conn as unknown as { end?: () => Promise<void> }).end?.().catch(() => {});
   };
+  // Rejects the call's promise at once on abort or timeout, whatever `fn` is waiting for.
   let stopped: (reason: Error) => void = () => {};
-  const whenStopped = new Promise<never>((_, reject) => {
-    stopped = reject;
-  });
-  whenStopped.catch(() => {});
   const stop = (reason: GuardAbortedError | GuardTimeoutError) => {
     if (stopReason || phase === "commit" || phase === "done") return;
     stopReason = reason;
@@ -164,17 +174,13 @@ async function guarded<T>(
   signal?.addEventListener("abort", onAbort, { once: true });
   const timer =
     timeoutMs === undefined ? undefined : setTimeout(() => stop(new GuardTimeoutError(timeoutMs)), timeoutMs);
-  const context: FenceContext = {
-    fence: args.fence,
-    token: args.token,
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (stopReason) controller.abort(stopReason);
-      }
-      return controller.signal;
-    },
-  };
+  const context = new Context(args.fence, args.token, () => {
+    if (controller === undefined) {
+      controller = new AbortController();
+      if (stopReason) controller.abort(stopReason);
+    }
+    return controller.signal;
+  });
 
   const work = async (): Promise<T> => {
     if (isPool(db)) {
@@ -211,7 +217,10 @@ async function guarded<T>(
   };
 
   try {
-    return await Promise.race([work(), whenStopped]);
+    return await new Promise<T>((resolve, reject) => {
+      stopped = reject;
+      work().then(resolve, reject);
+    });
   } catch (err) {
     if (stopReason) throw stopReason;
     // A connection that failed must not go back to the pool.
