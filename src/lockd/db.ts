@@ -37,7 +37,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
   rev INTEGER NOT NULL, sub INTEGER NOT NULL, key BLOB NOT NULL, create_rev INTEGER NOT NULL,
-  version INTEGER NOT NULL, value BLOB NOT NULL, lease INTEGER NOT NULL, PRIMARY KEY (rev, sub));
+  version INTEGER NOT NULL, value BLOB NOT NULL, lease INTEGER NOT NULL, PRIMARY KEY (rev, sub)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS history_key ON history (key, rev);
 CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL);
 `;
@@ -100,7 +100,9 @@ export class LockdDb {
       ),
       insert: p(`INSERT INTO history (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       latestAll: p(`SELECT * FROM (${LATEST} GROUP BY key) WHERE version > 0 ORDER BY key`),
-      atSingle: p(`SELECT * FROM (${LATEST} WHERE key = ? AND rev <= ? GROUP BY key) WHERE version > 0`),
+      atSingle: p(
+        `SELECT * FROM (SELECT ${COLUMNS} FROM history WHERE key = ? AND rev <= ? ORDER BY rev DESC LIMIT 1) WHERE version > 0`,
+      ),
       atRange: p(
         `SELECT * FROM (${LATEST} WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key) WHERE version > 0 ORDER BY key`,
       ),

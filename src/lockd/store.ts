@@ -488,11 +488,19 @@ export class Store {
 
   // ---- KV ---------------------------------------------------------------------------------------
 
-  /** The keys of `range` at revision `rev`: from memory if it holds `rev` (`memoryRev`), else from history. */
+  /**
+   * The keys of `range` at revision `rev` (at most `memoryRev`): from memory if it holds `rev` (the index
+   * is at `memoryRev`), else from history. A single live key unchanged since `rev` is read from memory too:
+   * the waiter of a lock reads its predecessor at a past revision on every hand-over.
+   */
   private keysAt(range: KeyRange, rev: bigint, memoryRev: bigint): Kv[] {
     if (rev === memoryRev) {
       const [lo, hi] = this.sorted.bounds(range);
       return this.sorted.slice(lo, hi).map((key) => this.live.get(key) as Kv);
+    }
+    if ("single" in range) {
+      const kv = this.live.get(range.single);
+      if (kv && kv.modRev <= rev) return [kv];
     }
     return this.db.rangeAt(range, rev).map((row) => kvOfRow(row));
   }
@@ -509,11 +517,12 @@ export class Store {
     const rev = this.checkRev(fromWire(req.revision), currentRev);
     const range = keyRange(req.key, req.range_end);
     const header = innerHeader(currentRev);
-    if (rev === this.revision && req.count_only) {
+    // The index holds `currentRev`: the revision before this Txn, or its own once it has written.
+    if (rev === currentRev && req.count_only) {
       const [lo, hi] = this.sorted.bounds(range);
       return { header, ...rangeResult(req, [], this.loadValue, hi - lo) };
     }
-    return { header, ...rangeResult(req, this.keysAt(range, rev, this.revision), this.loadValue) };
+    return { header, ...rangeResult(req, this.keysAt(range, rev, currentRev), this.loadValue) };
   }
 
   /**
