@@ -5,8 +5,10 @@
  * commit.
  *
  * Writes of one event-loop turn share one SQLite transaction: the first write opens it, a `setImmediate`
- * commits it, and only then are the replies of that turn (reads included, since they may have seen the
- * uncommitted writes) sent and the watchers told.
+ * commits it, and only once it is durable are the replies of that turn (reads included, since they may
+ * have seen the uncommitted writes) sent and the watchers told. With `--sync full` a commit is durable once
+ * a WAL sync after it has succeeded; the sync runs off the event loop, and the batches committed while one
+ * runs share the next (group commit).
  */
 import { randomBytes } from "node:crypto";
 import type {
@@ -88,8 +90,8 @@ export interface StoreOptions {
   /** When a commit is durable: see `SyncMode`. Default "full". */
   sync?: SyncMode;
   /**
-   * Called if the database cannot even be read back after a failed commit; the store then refuses every
-   * request ("server stopped") instead of serving an index it cannot trust.
+   * Called if the database cannot even be read back after a failed commit, or a WAL sync fails; the store
+   * then refuses every request ("server stopped") instead of serving an index it cannot trust.
    */
   onBroken?: (err: unknown) => void;
 }
@@ -124,6 +126,8 @@ interface Batch {
   leases: Set<bigint>;
   /** Whether this batch compacts: then reads wait for the commit too. */
   compacts: boolean;
+  /** The revision of its last write, once committed. */
+  rev: bigint;
 }
 
 /** Which branch each (nested) transaction takes, decided before any operation runs. */
@@ -180,6 +184,8 @@ export class Store {
   private readonly minLeaseTtl: bigint;
   private readonly maxTxnOps: number;
   private readonly onBroken: (err: unknown) => void;
+  /** The node's IDs and term in their wire form, converted once: every response carries them. */
+  private readonly wireIds: { clusterId: string; memberId: string; term: string };
   private readonly live = new Map<KeyString, Kv>();
   private readonly sorted = new SortedKeys();
   private readonly leaseMap = new Map<bigint, LeaseState>();
@@ -189,6 +195,11 @@ export class Store {
   private committed = 1n;
   private compacted = -1n;
   private batch: Batch | undefined;
+  /** Batches committed to SQLite, oldest first, waiting for a WAL sync (`--sync full`). */
+  private readonly unsynced: Batch[] = [];
+  private syncRunning = false;
+  /** Requests came together lately: more than one in the last batch, or one while a sync ran. */
+  private concurrent = false;
   private closed = false;
   private leaseIds: LeaseIdGenerator | undefined;
   /** Requests working in steps (see `stepped`), and what waits for there to be none. */
@@ -218,6 +229,12 @@ export class Store {
     this.db.setMeta("member_id", this.memberId);
     this.db.setMeta("term", this.term);
     this.db.commit();
+    if (this.db.syncsEachCommit) this.db.syncNow();
+    this.wireIds = {
+      clusterId: toWire(this.clusterId),
+      memberId: toWire(this.memberId),
+      term: toWire(this.term),
+    };
     this.load();
   }
 
@@ -277,12 +294,8 @@ export class Store {
 
   /** A top-level response header at `rev`. */
   header(rev: bigint = this.revision): ResponseHeader {
-    return {
-      cluster_id: toWire(this.clusterId),
-      member_id: toWire(this.memberId),
-      revision: toWire(rev),
-      raft_term: toWire(this.term),
-    };
+    const { clusterId, memberId, term } = this.wireIds;
+    return { cluster_id: clusterId, member_id: memberId, revision: toWire(rev), raft_term: term };
   }
 
   private load(): void {
@@ -344,9 +357,15 @@ export class Store {
         reject(errors.storageFailed(err));
         return;
       }
-      if (this.batch) this.batch.pending.push({ resolve: () => resolve(result), reject });
+      const last = this.lastBatch();
+      if (last) last.pending.push({ resolve: () => resolve(result), reject });
       else resolve(result);
     });
+  }
+
+  /** The newest batch not yet durable: the open one, else the last one waiting for its sync. */
+  private lastBatch(): Batch | undefined {
+    return this.batch ?? this.unsynced[this.unsynced.length - 1];
   }
 
   /**
@@ -367,7 +386,8 @@ export class Store {
         apply()
           .then(
             (result) => {
-              if (this.batch) this.batch.pending.push({ resolve: () => resolve(result), reject });
+              const last = this.lastBatch();
+              if (last) last.pending.push({ resolve: () => resolve(result), reject });
               else resolve(result);
             },
             (err: unknown) => {
@@ -397,12 +417,14 @@ export class Store {
 
   /** Runs `fn` once no write is waiting for its commit (now, if none is). */
   whenIdle(fn: () => void): void {
-    if (this.batch) this.batch.idle.push(fn);
+    const last = this.lastBatch();
+    if (last) last.idle.push(fn);
     else fn();
   }
 
   private ensureBatch(): Batch {
     if (this.batch) return this.batch;
+    if (this.syncRunning) this.concurrent = true;
     this.db.begin();
     const batch: Batch = {
       pending: [],
@@ -410,6 +432,7 @@ export class Store {
       idle: [],
       leases: new Set(),
       compacts: false,
+      rev: 0n,
     };
     this.batch = batch;
     setImmediate(() => this.commit(batch));
@@ -430,15 +453,77 @@ export class Store {
       return;
     }
     this.batch = undefined;
-    this.committed = this.revision;
+    batch.rev = this.revision;
+    if (!this.db.syncsEachCommit) {
+      this.durable(batch);
+      return;
+    }
+    // Requests one at a time: the sync runs here, since handing it to a thread costs two wake-ups and
+    // overlaps nothing. Once they come together, it runs off the event loop, which serves them meanwhile.
+    const inline = !this.concurrent && !this.syncRunning && this.unsynced.length === 0;
+    this.concurrent = batch.pending.length > 1;
+    this.unsynced.push(batch);
+    if (inline) this.syncInline();
+    else this.startSync();
+  }
+
+  private syncInline(): void {
+    try {
+      this.db.syncNow();
+    } catch (err) {
+      this.syncFailed(err);
+      return;
+    }
+    for (const batch of this.unsynced.splice(0)) this.durable(batch);
+  }
+
+  /** Syncs the WAL for every batch committed so far, unless a sync runs: then the next one will. */
+  private startSync(): void {
+    if (this.syncRunning || this.closed || this.unsynced.length === 0) return;
+    const covered = this.unsynced.length;
+    this.syncRunning = true;
+    try {
+      this.db.sync((err) => {
+        this.syncRunning = false;
+        // `close` has synced and answered them already.
+        if (this.closed) return;
+        if (err) this.syncFailed(err);
+        else {
+          for (const batch of this.unsynced.splice(0, covered)) this.durable(batch);
+          this.startSync();
+        }
+      });
+    } catch (err) {
+      this.syncRunning = false;
+      this.syncFailed(err);
+    }
+  }
+
+  /** A batch is on disk: its watchers are told and its replies sent. */
+  private durable(batch: Batch): void {
+    this.committed = batch.rev;
     this.onCommit(batch.revisions);
     for (const p of batch.pending) p.resolve();
     for (const fn of batch.idle) fn();
   }
 
+  /**
+   * A WAL sync failed: the kernel may have dropped pages it could not write, so nothing committed since
+   * the last good sync can be trusted. The node stops (`onBroken`); the requests waiting fail.
+   */
+  private syncFailed(cause: unknown): void {
+    if (this.batch) this.failBatch(cause);
+    this.closed = true;
+    this.onBroken(cause);
+    for (const batch of this.unsynced.splice(0)) {
+      for (const p of batch.pending) p.reject(errors.storageFailed(cause));
+      for (const fn of batch.idle) fn();
+    }
+  }
+
   /** Resolves once the writes this node holds now are committed; rejects if their commit fails. */
   private afterCommit(): Promise<void> {
-    const batch = this.batch;
+    const batch = this.lastBatch();
     if (!batch) return Promise.resolve();
     return new Promise((resolve, reject) => batch.pending.push({ resolve, reject }));
   }
@@ -463,9 +548,12 @@ export class Store {
   private failBatch(cause: unknown): void {
     const batch = this.batch;
     this.batch = undefined;
+    // Batches waiting for their sync are in the database, read back too, but not yet durable.
+    const committed = this.committed;
     try {
       this.db.rollback();
       this.load();
+      this.committed = committed;
     } catch (err) {
       this.closed = true;
       this.onBroken(err);
@@ -537,9 +625,10 @@ export class Store {
     if (this.closed) return Promise.reject(errors.stopped());
     try {
       checkRange(req);
-      const batch = this.batch;
+      const batch = this.lastBatch();
       const asked = fromWire(req.revision);
-      const fromCommitted = batch !== undefined && !batch.compacts && asked <= this.committed;
+      const compacting = this.batch?.compacts || this.unsynced.some((b) => b.compacts);
+      const fromCommitted = batch !== undefined && !compacting && asked <= this.committed;
       // The index is half-changed while a write applies in steps: a read of it waits its turn.
       if (this.applying && !fromCommitted) return this.run(() => undefined).then(() => this.range(req));
       const current = fromCommitted ? this.committed : this.revision;
@@ -1003,7 +1092,8 @@ export class Store {
       lease.expiresAt = now + Number(lease.ttl) * 1000;
       return lease.ttl;
     };
-    if (this.closed || this.batch?.leases.has(id)) return this.run(renewNow);
+    const pending = this.batch?.leases.has(id) || this.unsynced.some((b) => b.leases.has(id));
+    if (this.closed || pending) return this.run(renewNow);
     return Promise.resolve(renewNow());
   }
 
@@ -1076,6 +1166,20 @@ export class Store {
     // A write still applying in steps is not whole: its batch is abandoned (nothing in it was answered).
     if (!this.closed && this.batch && this.applying) this.failBatch(errors.stopped());
     else if (!this.closed && this.batch) this.commit(this.batch);
+    if (!this.closed && this.unsynced.length > 0) {
+      // The last commits are synced here, before the database closes, and answered.
+      const batches = this.unsynced.splice(0);
+      let failure: unknown;
+      try {
+        this.db.syncNow();
+      } catch (err) {
+        failure = err;
+      }
+      for (const batch of batches) {
+        if (failure === undefined) this.durable(batch);
+        else for (const p of batch.pending) p.reject(errors.storageFailed(failure));
+      }
+    }
     this.closed = true;
     this.db.close();
   }
