@@ -122,8 +122,8 @@ export class LockdDb {
         `${LATEST} WHERE key >= @start AND key > @after AND rev <= @rev GROUP BY key ORDER BY key LIMIT @limit`,
       ),
       valuesBetween: p(
-        "SELECT key, rev, value FROM history WHERE key >= ? AND key <= ? AND length(value) > ?",
-      ),
+        "SELECT key, rev, value FROM history WHERE key >= ? AND key <= ? AND length(value) > ? ORDER BY key, rev",
+      ).raw(),
       historyPage: p(
         `SELECT ${COLUMNS} FROM history WHERE (rev, sub) > (@rev, @sub) AND rev <= @upTo ORDER BY rev, sub LIMIT @limit`,
       ),
@@ -251,10 +251,11 @@ export class LockdDb {
 
   /**
    * The values longer than `longer` bytes of every kept revision of the keys from `first` to `last`
-   * (inclusive): one query for a step of a large answer, instead of one per key.
+   * (inclusive), as `[key, rev, value]` in key and revision order: one query for a step of a large
+   * answer, instead of one per key.
    */
-  valuesBetween(first: Buffer, last: Buffer, longer: number): { key: Buffer; rev: bigint; value: Buffer }[] {
-    return this.stmt.valuesBetween.all(first, last, longer) as { key: Buffer; rev: bigint; value: Buffer }[];
+  valuesBetween(first: Buffer, last: Buffer, longer: number): [Buffer, bigint, Buffer][] {
+    return this.stmt.valuesBetween.all(first, last, longer) as [Buffer, bigint, Buffer][];
   }
 
   /** Up to `limit` rows of history after (`rev`, `sub`) and at or below revision `upTo`, in order. */

@@ -274,21 +274,30 @@ export class Store {
 
   /**
    * Values of a step of a large answer: when its records are in key order, one query reads every value
-   * of their key span kept only in SQLite; else (or for a few) one query per value.
+   * of their key span kept only in SQLite, matched to them in one walk (both in key order); else (or for
+   * a few) one query per value.
    */
   private readonly stepLoader: StepLoader = {
     one: this.loadValue,
     step: (step) => {
+      const one = (kv: Kv) =>
+        kv.value !== null
+          ? Buffer.from(kv.value, "latin1")
+          : (this.db.valueAt(keyBytes(kv.key), kv.modRev) ?? EMPTY);
       const missing = step.filter((kv) => kv.value === null);
-      if (missing.length < 16) return this.loadValue;
-      for (let i = 1; i < step.length; i++)
-        if ((step[i - 1] as Kv).key > (step[i] as Kv).key) return this.loadValue;
+      if (missing.length < 16) return one;
+      for (let i = 1; i < step.length; i++) if ((step[i - 1] as Kv).key > (step[i] as Kv).key) return one;
       const first = keyBytes((missing[0] as Kv).key);
       const last = keyBytes((missing[missing.length - 1] as Kv).key);
-      const values = new Map<string, Buffer>();
-      for (const row of this.db.valuesBetween(first, last, INLINE_VALUE_BYTES))
-        values.set(`${row.rev} ${keyOf(row.key)}`, row.value);
-      return (kv) => values.get(`${kv.modRev} ${kv.key}`)?.toString("latin1") ?? this.loadValue(kv);
+      const values = new Map<Kv, Buffer>();
+      let j = 0;
+      for (const [key, rev, value] of this.db.valuesBetween(first, last, INLINE_VALUE_BYTES)) {
+        const k = keyOf(key);
+        while (j < missing.length && (missing[j] as Kv).key < k) j++;
+        const kv = missing[j];
+        if (kv?.key === k && kv.modRev === rev) values.set(kv, value);
+      }
+      return (kv) => values.get(kv) ?? one(kv);
     },
   };
 
