@@ -130,6 +130,12 @@ interface Batch {
   rev: bigint;
 }
 
+/** The records of a key range at some revision, in key order. */
+type View = (range: KeyRange) => Kv[];
+
+/** Thrown by a view over more keys than a read answered at once may look at. */
+const TOO_WIDE = new Error("lockd: range too wide to be read at once");
+
 /** Which branch each (nested) transaction takes, decided before any operation runs. */
 interface Path {
   ok: boolean;
@@ -200,6 +206,14 @@ export class Store {
   private syncRunning = false;
   /** Requests came together lately: more than one in the last batch, or one while a sync ran. */
   private concurrent = false;
+  /**
+   * For each key changed by writes not yet durable, its record at the committed revision (`null`:
+   * absent), so that a read-only Txn can be answered at once from that revision, as a Range is (see
+   * `txnAtCommitted`). Trusted only while `undoExact`: it is emptied when every write is durable, and
+   * cannot tell what is durable while only some are.
+   */
+  private readonly undo = new Map<KeyString, Kv | null>();
+  private undoExact = true;
   private closed = false;
   private leaseIds: LeaseIdGenerator | undefined;
   /** Requests working in steps (see `stepped`), and what waits for there to be none. */
@@ -511,6 +525,12 @@ export class Store {
   /** A batch is on disk: its watchers are told and its replies sent. */
   private durable(batch: Batch): void {
     this.committed = batch.rev;
+    if (this.lastBatch() === undefined) {
+      this.undo.clear();
+      this.undoExact = true;
+    } else {
+      this.undoExact = false;
+    }
     this.onCommit(batch.revisions);
     for (const p of batch.pending) p.resolve();
     for (const fn of batch.idle) fn();
@@ -563,6 +583,8 @@ export class Store {
       this.db.rollback();
       this.load();
       this.committed = committed;
+      this.undo.clear();
+      this.undoExact = this.unsynced.length === 0;
     } catch (err) {
       this.closed = true;
       this.onBroken(err);
@@ -609,18 +631,54 @@ export class Store {
     return rev;
   }
 
-  /** A Range inside a Txn, answered at once: a count needs no keys, only their positions. */
-  private rangeAt(req: RangeRequest, currentRev: bigint): RangeResponse {
+  /**
+   * A Range inside a Txn, answered at once: a count needs no keys, only their positions. `view` reads
+   * the records at `currentRev`: the index (the revision before this Txn, or its own once it has
+   * written), or the committed revision (`atCommitted`).
+   */
+  private rangeAt(req: RangeRequest, currentRev: bigint, view: View): RangeResponse {
     const rev = this.checkRev(fromWire(req.revision), currentRev);
     const range = keyRange(req.key, req.range_end);
     const header = innerHeader(currentRev);
-    // The index holds `currentRev`: the revision before this Txn, or its own once it has written.
-    if (rev === currentRev && req.count_only) {
+    if (rev === currentRev && req.count_only && view === this.inIndex) {
       const [lo, hi] = this.sorted.bounds(range);
       return { header, ...rangeResult(req, [], this.loadValue, hi - lo) };
     }
-    return { header, ...rangeResult(req, this.keysAt(range, rev, currentRev), this.loadValue) };
+    // The index is at `currentRev` for `inIndex`; under `atCommitted` it is at the store's revision.
+    const memoryRev = view === this.inIndex ? currentRev : this.revision;
+    const kvs = rev === currentRev ? view(range) : this.keysAt(range, rev, memoryRev);
+    return { header, ...rangeResult(req, kvs, this.loadValue) };
   }
+
+  /** The records of a range as the index holds them, in key order. */
+  private readonly inIndex: View = (range) => {
+    const [lo, hi] = this.sorted.bounds(range);
+    return this.sorted.slice(lo, hi).map((key) => this.live.get(key) as Kv);
+  };
+
+  /**
+   * The records of a range at the committed revision, in key order: the index with the changes not yet
+   * durable undone. Throws `TOO_WIDE` past `STEP_KEYS` keys (the request then takes the usual way).
+   */
+  private readonly atCommitted: View = (range) => {
+    const [lo, hi] = this.sorted.bounds(range);
+    if (hi - lo > STEP_KEYS) throw TOO_WIDE;
+    const out: Kv[] = [];
+    for (const key of this.sorted.slice(lo, hi)) {
+      const before = this.undo.get(key);
+      if (before === undefined) out.push(this.live.get(key) as Kv);
+      else if (before !== null) out.push(before);
+    }
+    let deleted = false;
+    for (const [key, before] of this.undo) {
+      if (before !== null && !this.live.has(key) && inRange(range, key)) {
+        out.push(before);
+        deleted = true;
+      }
+    }
+    if (deleted) out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out;
+  };
 
   /**
    * KV.Range. While writes wait for their commit, a read that does not ask for a newer revision is
@@ -766,6 +824,7 @@ export class Store {
       lease,
     });
     if (prev) this.remember(key, prev);
+    if (!this.undo.has(key)) this.undo.set(key, prev ?? null);
     if (prev && prev.lease !== 0n && prev.lease !== lease) this.leaseMap.get(prev.lease)?.keys.delete(key);
     if (lease !== 0n) this.leaseMap.get(lease)?.keys.add(key);
     if (!prev) this.sorted.add(key);
@@ -784,6 +843,7 @@ export class Store {
     for (const key of keys) {
       const prev = this.live.get(key) as Kv;
       this.remember(key, prev);
+      if (!this.undo.has(key)) this.undo.set(key, prev);
       this.db.insert({
         key: keyBytes(key),
         rev: w.rev,
@@ -894,8 +954,8 @@ export class Store {
     );
   }
 
-  private compareOk(c: Compare): boolean {
-    const kvs = [...this.sorted.scan(keyRange(c.key, c.range_end))].map((k) => this.live.get(k) as Kv);
+  private compareOk(c: Compare, view: View): boolean {
+    const kvs = view(keyRange(c.key, c.range_end));
     if (kvs.length === 0) {
       // etcd: a value compare on a missing key always fails; other targets compare against zero.
       if (c.target === CompareTarget.VALUE) return false;
@@ -916,12 +976,12 @@ export class Store {
     });
   }
 
-  private choosePath(req: TxnRequest): Path {
-    const ok = (req.compare ?? []).every((c) => this.compareOk(c));
+  private choosePath(req: TxnRequest, view: View): Path {
+    const ok = (req.compare ?? []).every((c) => this.compareOk(c, view));
     const ops = (ok ? req.success : req.failure) ?? [];
     const nested = ops
       .filter((op) => op.request === "request_txn")
-      .map((op) => this.choosePath(op.request_txn as TxnRequest));
+      .map((op) => this.choosePath(op.request_txn as TxnRequest, view));
     return { ok, nested };
   }
 
@@ -939,24 +999,24 @@ export class Store {
     }
   }
 
-  private checkRanges(req: TxnRequest, path: Path): void {
+  private checkRanges(req: TxnRequest, path: Path, current: bigint): void {
     let n = 0;
     for (const op of (path.ok ? req.success : req.failure) ?? []) {
       if (op.request === "request_txn")
-        this.checkRanges(op.request_txn as TxnRequest, path.nested[n++] as Path);
+        this.checkRanges(op.request_txn as TxnRequest, path.nested[n++] as Path, current);
       if (op.request !== "request_range") continue;
       const rev = fromWire((op.request_range as RangeRequest).revision);
-      if (rev > this.revision) throw errors.futureRev();
+      if (rev > current) throw errors.futureRev();
       if (rev > 0n && rev < this.compacted) throw errors.compacted();
     }
   }
 
-  private applyOps(w: Writer, ops: RequestOp[], path: Path): ResponseOp[] {
+  private applyOps(w: Writer, ops: RequestOp[], path: Path, view: View): ResponseOp[] {
     let n = 0;
     return ops.map((op): ResponseOp => {
       switch (op.request) {
         case "request_range":
-          return { response_range: this.rangeAt(op.request_range as RangeRequest, w.readRev) };
+          return { response_range: this.rangeAt(op.request_range as RangeRequest, w.readRev, view) };
         case "request_put":
           return { response_put: this.putIn(w, op.request_put as PutRequest) };
         case "request_delete_range":
@@ -966,7 +1026,7 @@ export class Store {
         default: {
           const nested = op.request_txn as TxnRequest;
           const p = path.nested[n++] as Path;
-          const responses = this.applyOps(w, (p.ok ? nested.success : nested.failure) ?? [], p);
+          const responses = this.applyOps(w, (p.ok ? nested.success : nested.failure) ?? [], p, view);
           return { response_txn: { header: innerHeader(0n), succeeded: p.ok, responses } };
         }
       }
@@ -975,18 +1035,54 @@ export class Store {
 
   /** KV.Txn: compares, then the chosen branch, all in one revision. */
   txn(req: TxnRequest): Promise<TxnResponse> {
+    try {
+      const answer = this.txnAtCommitted(req);
+      if (answer) return Promise.resolve(answer);
+    } catch (err) {
+      return Promise.reject(err instanceof EtcdError ? err : errors.storageFailed(err));
+    }
     return this.run(() => {
       checkTxn(req, this.maxTxnOps);
       const writes = txnWrites(req);
       this.checkSize(req, writes);
-      const path = this.choosePath(req);
+      const path = this.choosePath(req, this.inIndex);
       if (writes) this.checkPuts(req, path);
-      this.checkRanges(req, path);
+      this.checkRanges(req, path, this.revision);
       const w = new Writer(this.revision);
-      const responses = this.applyOps(w, (path.ok ? req.success : req.failure) ?? [], path);
+      const responses = this.applyOps(w, (path.ok ? req.success : req.failure) ?? [], path, this.inIndex);
       this.finish(w);
       return { header: this.header(w.readRev), succeeded: path.ok, responses };
     });
+  }
+
+  /**
+   * A Txn that only reads, while writes wait for their commit: answered at once from the committed
+   * revision, as a Range is (every acknowledged write is at or below it, so this is still
+   * linearizable), instead of waiting for a sync that has nothing to do with it. A lock waiter's
+   * predecessor read would otherwise wait for the sync of the next contender's key. Undefined when it
+   * takes the usual way: nothing pending, a write or compaction on the way, a range over more than
+   * `STEP_KEYS` keys, or a revision above the committed one.
+   */
+  private txnAtCommitted(req: TxnRequest): TxnResponse | undefined {
+    if (this.closed || this.applying || !this.undoExact || this.undo.size > STEP_KEYS) return undefined;
+    if (this.lastBatch() === undefined || this.batch?.compacts || this.unsynced.some((b) => b.compacts))
+      return undefined;
+    checkTxn(req, this.maxTxnOps);
+    if (txnWrites(req)) return undefined;
+    this.checkSize(req, false);
+    const rev = this.committed;
+    try {
+      const path = this.choosePath(req, this.atCommitted);
+      this.checkRanges(req, path, this.revision);
+      // A range asking for a revision above the committed one waits for it the usual way.
+      this.checkRanges(req, path, rev);
+      const ops = (path.ok ? req.success : req.failure) ?? [];
+      const responses = this.applyOps(new Writer(rev), ops, path, this.atCommitted);
+      return { header: this.header(rev), succeeded: path.ok, responses };
+    } catch (err) {
+      if (err === TOO_WIDE || (err instanceof EtcdError && err.code === "FUTURE_REV")) return undefined;
+      throw err;
+    }
   }
 
   /** KV.Compact: forgets history below `revision`. */

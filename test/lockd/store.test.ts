@@ -5,7 +5,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Store } from "../../src/lockd/store.js";
-import { type DeleteRangeResponse, etcdServices, type RangeResponse } from "../../src/proto/index.js";
+import {
+  CompareResult,
+  CompareTarget,
+  type DeleteRangeResponse,
+  etcdServices,
+  type RangeResponse,
+  SortOrder,
+  SortTarget,
+  type TxnResponse,
+} from "../../src/proto/index.js";
 
 const b = (s: string) => Buffer.from(s);
 
@@ -36,6 +45,77 @@ test("a read while a write waits for its commit sees the committed revision, at 
     assert.deepEqual(log, ["read", "write", "read-at-new"]);
     const after = (await store.range({ key: b("k") })) as RangeResponse;
     assert.equal(after.kvs[0]?.value.toString(), "v2");
+  } finally {
+    store.close();
+  }
+});
+
+test("a read-only Txn while writes wait for their commit sees the committed revision, at once", async () => {
+  const store = new Store({ path: ":memory:" });
+  // In-process requests as gRPC's loader hands them over: each oneof names its set member.
+  const range = (r: object) => ({ request: "request_range" as const, request_range: r });
+  try {
+    await store.put({ key: b("q/1"), value: b("one") });
+    await store.put({ key: b("q/2"), value: b("two") });
+    const last = await store.put({ key: b("k"), value: b("v1") });
+    const r1 = BigInt(last.header?.revision ?? "0");
+    const { log, track } = order();
+    // Pending, in one batch: k changed; then q/1 deleted and q/3 created by one Txn.
+    const write = track("write", store.put({ key: b("k"), value: b("v2") }));
+    const swap = track(
+      "swap",
+      store.txn({
+        success: [
+          { request: "request_delete_range", request_delete_range: { key: b("q/1") } },
+          { request: "request_put", request_put: { key: b("q/3"), value: b("three"), lease: "0" } },
+        ],
+      } as never),
+    );
+    const queue = { key: b("q/"), range_end: b("q0") };
+    const read = track(
+      "read",
+      store.txn({
+        compare: [
+          {
+            key: b("k"),
+            target: CompareTarget.VALUE,
+            result: CompareResult.EQUAL,
+            target_union: "value",
+            value: b("v1"),
+          },
+        ],
+        success: [
+          range({ ...queue, sort_order: SortOrder.DESCEND, sort_target: SortTarget.CREATE }),
+          { request: "request_txn", request_txn: { success: [range({ ...queue, count_only: true })] } },
+        ],
+        failure: [],
+      } as never),
+    );
+    // A range at the revision still waiting for its commit waits for it.
+    const readNew = track(
+      "read-at-new",
+      store.txn({ success: [range({ key: b("k"), revision: `${r1 + 1n}` })] } as never),
+    );
+    const [r, rn] = (await Promise.all([read, readNew, write, swap])) as unknown as [
+      TxnResponse,
+      TxnResponse,
+    ];
+    assert.deepEqual(log, ["read", "write", "swap", "read-at-new"]);
+    assert.equal(BigInt(r.header?.revision ?? "0"), r1);
+    assert.equal(r.succeeded, true);
+    const kvs = r.responses[0]?.response_range?.kvs ?? [];
+    assert.deepEqual(
+      kvs.map((kv) => `${kv.key}=${kv.value}`),
+      ["q/2=two", "q/1=one"],
+    );
+    assert.equal(r.responses[1]?.response_txn?.responses[0]?.response_range?.count, "2");
+    assert.equal(rn.responses[0]?.response_range?.kvs[0]?.value.toString(), "v2");
+    // Once every write is durable, a read-only Txn reads the index again.
+    const now = await store.txn({ success: [range({ ...queue, count_only: true })] } as never);
+    assert.deepEqual(
+      [now.responses[0]?.response_range?.count, BigInt(now.header?.revision ?? "0")],
+      ["2", r1 + 2n],
+    );
   } finally {
     store.close();
   }
