@@ -204,7 +204,7 @@ export class Store {
   /** Batches committed to SQLite, oldest first, waiting for a WAL sync (`--sync full`). */
   private readonly unsynced: Batch[] = [];
   private syncRunning = false;
-  /** Requests came together lately: more than one in the last batch, or one while a sync ran. */
+  /** Requests came together lately: more than one in the last batch, or one while writes were pending. */
   private concurrent = false;
   /**
    * For each key changed by writes not yet durable, its record at the committed revision (`null`:
@@ -368,6 +368,7 @@ export class Store {
         reject(errors.stopped());
         return;
       }
+      if (this.lastBatch()) this.concurrent = true;
       let result: T;
       try {
         result = compute();
@@ -696,6 +697,7 @@ export class Store {
       const asked = fromWire(req.revision);
       const compacting = this.batch?.compacts || this.unsynced.some((b) => b.compacts);
       const fromCommitted = batch !== undefined && !compacting && asked <= this.committed;
+      if (batch) this.concurrent = true;
       // The index is half-changed while a write applies in steps: a read of it waits its turn.
       if (this.applying && !fromCommitted) return this.run(() => undefined).then(() => this.range(req));
       const current = fromCommitted ? this.committed : this.revision;
@@ -1067,6 +1069,7 @@ export class Store {
     if (this.closed || this.applying || !this.undoExact || this.undo.size > STEP_KEYS) return undefined;
     if (this.lastBatch() === undefined || this.batch?.compacts || this.unsynced.some((b) => b.compacts))
       return undefined;
+    this.concurrent = true;
     checkTxn(req, this.maxTxnOps);
     if (txnWrites(req)) return undefined;
     this.checkSize(req, false);
