@@ -433,6 +433,20 @@ export class Store {
     });
   }
 
+  /**
+   * Records `key`'s committed record before its first pending change. Past `STEP_KEYS` keys it gives up
+   * until every write is durable: reads of so many changes take the usual way, and memory stays small.
+   */
+  private noteUndo(key: KeyString, before: Kv | null): void {
+    if (!this.undoExact || this.undo.has(key)) return;
+    if (this.undo.size >= STEP_KEYS) {
+      this.undoExact = false;
+      this.undo.clear();
+      return;
+    }
+    this.undo.set(key, before);
+  }
+
   /** Saves the record a write is about to change for the stepped reads that began before it. */
   private remember(key: KeyString, prev: Kv): void {
     for (const snap of this.snapshots)
@@ -531,6 +545,7 @@ export class Store {
       this.undoExact = true;
     } else {
       this.undoExact = false;
+      this.undo.clear();
     }
     this.onCommit(batch.revisions);
     for (const p of batch.pending) p.resolve();
@@ -826,7 +841,7 @@ export class Store {
       lease,
     });
     if (prev) this.remember(key, prev);
-    if (!this.undo.has(key)) this.undo.set(key, prev ?? null);
+    this.noteUndo(key, prev ?? null);
     if (prev && prev.lease !== 0n && prev.lease !== lease) this.leaseMap.get(prev.lease)?.keys.delete(key);
     if (lease !== 0n) this.leaseMap.get(lease)?.keys.add(key);
     if (!prev) this.sorted.add(key);
@@ -845,7 +860,7 @@ export class Store {
     for (const key of keys) {
       const prev = this.live.get(key) as Kv;
       this.remember(key, prev);
-      if (!this.undo.has(key)) this.undo.set(key, prev);
+      this.noteUndo(key, prev);
       this.db.insert({
         key: keyBytes(key),
         rev: w.rev,
@@ -1066,7 +1081,7 @@ export class Store {
    * `STEP_KEYS` keys, or a revision above the committed one.
    */
   private txnAtCommitted(req: TxnRequest): TxnResponse | undefined {
-    if (this.closed || this.applying || !this.undoExact || this.undo.size > STEP_KEYS) return undefined;
+    if (this.closed || this.applying || !this.undoExact) return undefined;
     if (this.lastBatch() === undefined || this.batch?.compacts || this.unsynced.some((b) => b.compacts))
       return undefined;
     this.concurrent = true;
