@@ -136,6 +136,7 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
   if (metrics)
     store.timings = { commit: (s) => metrics.commit.observe(s), fsync: (s) => metrics.fsync.observe(s) };
   const ctx: HandlerContext = { log, metrics };
+  store.watched = () => hub.size > 0;
   store.onCommit = (revisions) => {
     try {
       hub.dispatch(revisions);

@@ -183,6 +183,11 @@ export class Store {
   readonly term: bigint;
   /** Called after each commit with the revisions it made durable, in order. */
   onCommit: (revisions: RevisionChanges[]) => void = () => {};
+  /**
+   * Whether clients wait on this node (watchers): their requests come while a sync runs, so syncs then
+   * run off the event loop even when requests seem to come one at a time.
+   */
+  watched: () => boolean = () => false;
 
   private readonly db: LockdDb;
   private readonly maxRequestBytes: number;
@@ -498,7 +503,7 @@ export class Store {
     }
     // Requests one at a time: the sync runs here, since handing it to a thread costs two wake-ups and
     // overlaps nothing. Once they come together, it runs off the event loop, which serves them meanwhile.
-    const inline = !this.concurrent && !this.syncRunning && this.unsynced.length === 0;
+    const inline = !this.concurrent && !this.syncRunning && this.unsynced.length === 0 && !this.watched();
     this.concurrent = batch.pending.length > 1;
     this.unsynced.push(batch);
     if (inline) this.syncInline();
