@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { INLINE_VALUE_BYTES } from "../../src/lockd/kv.js";
 import { Store } from "../../src/lockd/store.js";
 import {
   CompareResult,
@@ -160,12 +161,18 @@ function decoded<T>(method: "Range" | "DeleteRange", res: unknown): T {
   return def.responseDeserialize(res);
 }
 
+/** Values longer than those kept in memory: a stepped answer reads them from SQLite. */
+const LONG = INLINE_VALUE_BYTES + 16;
+
 async function filled(n: number): Promise<Store> {
   const store = new Store({ path: ":memory:" });
   for (let i = 0; i < n; i += 100) {
     const success = Array.from({ length: 100 }, (_, j) => ({
       request: "request_put" as const,
-      request_put: { key: b(`/k/${String(i + j).padStart(5, "0")}`), value: b(`v${i + j}`.padEnd(80, ".")) },
+      request_put: {
+        key: b(`/k/${String(i + j).padStart(5, "0")}`),
+        value: b(`v${i + j}`.padEnd(LONG, ".")),
+      },
     }));
     await store.txn({ success } as never);
   }
@@ -181,6 +188,8 @@ test("a range read in steps sees its revision, whatever writes land between its 
     // These land while the read is between steps.
     const writes = Promise.all([
       store.put({ key: b("/k/00005"), value: b("changed") }),
+      // A newer long value: the read must pick the row of its own revision.
+      store.put({ key: b("/k/00007"), value: b("w7".padEnd(LONG, "-")) }),
       store.put({ key: b("/k/02999"), value: b("changed too") }),
       store.deleteRange({ key: b("/k/00010"), range_end: b("/k/00020") }),
       store.put({ key: b("/k/00010x"), value: b("new") }),
@@ -189,8 +198,9 @@ test("a range read in steps sees its revision, whatever writes land between its 
     await writes;
     assert.equal(BigInt(res.header?.revision ?? "0"), rev);
     assert.deepEqual([res.count, res.kvs.length], ["3000", 3000]);
-    assert.equal(res.kvs[5]?.value.toString(), "v5".padEnd(80, "."));
-    assert.equal(res.kvs[2999]?.value.toString(), "v2999".padEnd(80, "."));
+    assert.equal(res.kvs[5]?.value.toString(), "v5".padEnd(LONG, "."));
+    assert.equal(res.kvs[7]?.value.toString(), "v7".padEnd(LONG, "."));
+    assert.equal(res.kvs[2999]?.value.toString(), "v2999".padEnd(LONG, "."));
     assert.equal(res.kvs[12]?.key.toString(), "/k/00012");
     assert.ok(res.kvs.every((kv) => BigInt(kv.mod_revision) <= rev));
     const now = (await store.range({ key: b("/k/00005") })) as RangeResponse;
@@ -216,11 +226,11 @@ test("a delete in steps is one revision: reads meanwhile see all or nothing, lat
       [gone.deleted, gone.prev_kvs.length, BigInt(gone.header?.revision ?? "0")],
       ["3000", 3000, r0 + 1n],
     );
-    assert.equal(gone.prev_kvs[2999]?.value.toString(), "v2999".padEnd(80, "."));
+    assert.equal(gone.prev_kvs[2999]?.value.toString(), "v2999".padEnd(LONG, "."));
     assert.equal(BigInt(after.header?.revision ?? "0"), r0 + 2n);
     const changes = store.history(r0 + 1n, r0 + 1n, true);
     assert.deepEqual([changes.length, changes[0]?.events.length], [1, 3000]);
-    assert.equal(changes[0]?.events[2999]?.prev?.value, "v2999".padEnd(80, "."));
+    assert.equal(changes[0]?.events[2999]?.prev?.value, "v2999".padEnd(LONG, "."));
     const left = (await store.range({ key: b("/k/"), range_end: b("/k0") })) as RangeResponse;
     assert.deepEqual(
       left.kvs.map((kv) => kv.key.toString()),
