@@ -55,8 +55,8 @@ export class LockdDb {
   /** Whether each commit needs a WAL sync (`sync`) before it counts as durable: "full", on a file. */
   readonly syncsEachCommit: boolean;
   private walFd: number | undefined;
-  /** A `sync` is running on libuv's thread pool; `close` then leaves the WAL descriptor to it. */
-  private syncing = false;
+  /** `sync` calls running on libuv's thread pool; `close` leaves the WAL descriptor to the last. */
+  private syncing = 0;
   /** Receives the duration of each commit and WAL sync, in seconds (for the metrics). */
   timings: { commit(seconds: number): void; fsync(seconds: number): void } | undefined;
 
@@ -171,18 +171,17 @@ export class LockdDb {
 
   /**
    * fdatasyncs the WAL on libuv's thread pool, so the event loop serves requests meanwhile, and calls
-   * `done` (with the error, if it failed): every commit made before this call is then on disk. At most
-   * one runs at a time; a second call while one runs throws. Throws if the WAL cannot be opened.
+   * `done` (with the error, if it failed): every commit made before this call is then on disk. Several
+   * may run at once, each for the commits before it. Throws if the WAL cannot be opened.
    */
   sync(done: (err: Error | null) => void): void {
-    if (this.syncing) throw new LockdStorageError("a WAL sync is already running");
     const fd = this.walFile();
     const t0 = performance.now();
-    this.syncing = true;
+    this.syncing++;
     fdatasync(fd, (err) => {
-      this.syncing = false;
-      // Closed meanwhile: the descriptor was left open for this sync.
-      if (!this.db.open) this.closeWal();
+      this.syncing--;
+      // Closed meanwhile: the descriptor was left open for the syncs still running.
+      if (this.syncing === 0 && !this.db.open) this.closeWal();
       if (!err) this.timings?.fsync((performance.now() - t0) / 1000);
       done(err);
     });
@@ -319,6 +318,6 @@ export class LockdDb {
     if (!this.db.open) return;
     this.rollback();
     this.db.close();
-    if (!this.syncing) this.closeWal();
+    if (this.syncing === 0) this.closeWal();
   }
 }

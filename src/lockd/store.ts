@@ -128,6 +128,8 @@ interface Batch {
   compacts: boolean;
   /** The revision of its last write, once committed. */
   rev: bigint;
+  /** Its place in commit order (1, 2, …), once committed. */
+  seq: number;
 }
 
 /** The records of a key range at some revision, in key order. */
@@ -155,6 +157,9 @@ class Writer {
     return this.events.length > 0 ? this.rev : this.beginRev;
   }
 }
+
+/** WAL syncs running at once at most (`--sync full`). */
+const MAX_SYNCS = 2;
 
 /** Large reads answered at once; more wait their turn. */
 const MAX_LARGE_READS = 2;
@@ -208,7 +213,11 @@ export class Store {
   private batch: Batch | undefined;
   /** Batches committed to SQLite, oldest first, waiting for a WAL sync (`--sync full`). */
   private readonly unsynced: Batch[] = [];
-  private syncRunning = false;
+  /** WAL syncs running, and the sequence number of the last batch the newest of them covers. */
+  private syncsRunning = 0;
+  private syncedUpTo = 0;
+  /** Sequence number of the last batch committed to SQLite. */
+  private commits = 0;
   /** Requests came together lately: more than one in the last batch, or one while writes were pending. */
   private concurrent = false;
   /**
@@ -467,7 +476,7 @@ export class Store {
 
   private ensureBatch(): Batch {
     if (this.batch) return this.batch;
-    if (this.syncRunning) this.concurrent = true;
+    if (this.syncsRunning > 0) this.concurrent = true;
     this.db.begin();
     const batch: Batch = {
       pending: [],
@@ -476,6 +485,7 @@ export class Store {
       leases: new Set(),
       compacts: false,
       rev: 0n,
+      seq: 0,
     };
     this.batch = batch;
     setImmediate(() => this.commit(batch));
@@ -503,7 +513,9 @@ export class Store {
     }
     // Requests one at a time: the sync runs here, since handing it to a thread costs two wake-ups and
     // overlaps nothing. Once they come together, it runs off the event loop, which serves them meanwhile.
-    const inline = !this.concurrent && !this.syncRunning && this.unsynced.length === 0 && !this.watched();
+    batch.seq = ++this.commits;
+    const inline =
+      !this.concurrent && this.syncsRunning === 0 && this.unsynced.length === 0 && !this.watched();
     this.concurrent = batch.pending.length > 1;
     this.unsynced.push(batch);
     if (inline) this.syncInline();
@@ -520,24 +532,32 @@ export class Store {
     for (const batch of this.unsynced.splice(0)) this.durable(batch);
   }
 
-  /** Syncs the WAL for every batch committed so far, unless a sync runs: then the next one will. */
+  /**
+   * Syncs the WAL for every batch committed so far, without waiting for a sync already running (a write
+   * committed meanwhile would otherwise wait for two): at most `MAX_SYNCS` at once, the next one covers
+   * the rest. A sync makes durable, in order, every batch committed before it began.
+   */
   private startSync(): void {
-    if (this.syncRunning || this.closed || this.unsynced.length === 0) return;
-    const covered = this.unsynced.length;
-    this.syncRunning = true;
+    const last = this.unsynced[this.unsynced.length - 1];
+    if (this.closed || !last || last.seq <= this.syncedUpTo || this.syncsRunning >= MAX_SYNCS) return;
+    const upTo = last.seq;
+    this.syncedUpTo = upTo;
+    this.syncsRunning++;
     try {
       this.db.sync((err) => {
-        this.syncRunning = false;
+        this.syncsRunning--;
         // `close` has synced and answered them already.
         if (this.closed) return;
-        if (err) this.syncFailed(err);
-        else {
-          for (const batch of this.unsynced.splice(0, covered)) this.durable(batch);
-          this.startSync();
+        if (err) {
+          this.syncFailed(err);
+          return;
         }
+        while (this.unsynced.length > 0 && (this.unsynced[0] as Batch).seq <= upTo)
+          this.durable(this.unsynced.shift() as Batch);
+        this.startSync();
       });
     } catch (err) {
-      this.syncRunning = false;
+      this.syncsRunning--;
       this.syncFailed(err);
     }
   }
