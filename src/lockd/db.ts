@@ -1,10 +1,11 @@
 /**
  * lockd's SQLite file: the source of truth. Every revision of every key is a row of `history` (a delete
  * is a row with version 0, a tombstone); `meta` holds the store revision, the compacted revision, the
- * node's identity and the highest lease ID granted; `leases` the granted leases. WAL mode with `synchronous=FULL`, so a commit that
- * returned is on disk. Integers cross as `bigint` only.
+ * node's identity and the highest lease ID granted; `leases` the granted leases. WAL mode; a commit is
+ * in the OS when it returns, and on disk once a WAL sync after it has succeeded (`sync`, for "full").
+ * Integers cross as `bigint` only.
  */
-import { closeSync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { LockdStorageError } from "./errors.js";
@@ -37,7 +38,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
   rev INTEGER NOT NULL, sub INTEGER NOT NULL, key BLOB NOT NULL, create_rev INTEGER NOT NULL,
-  version INTEGER NOT NULL, value BLOB NOT NULL, lease INTEGER NOT NULL, PRIMARY KEY (rev, sub));
+  version INTEGER NOT NULL, value BLOB NOT NULL, lease INTEGER NOT NULL, PRIMARY KEY (rev, sub)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS history_key ON history (key, rev);
 CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL);
 `;
@@ -51,8 +52,11 @@ const LATEST = `SELECT key, MAX(rev) AS rev, sub, create_rev, version, value, le
 export class LockdDb {
   private readonly db: Database.Database;
   private readonly stmt: ReturnType<LockdDb["prepare"]>;
-  private readonly syncEveryCommit: boolean;
+  /** Whether each commit needs a WAL sync (`sync`) before it counts as durable: "full", on a file. */
+  readonly syncsEachCommit: boolean;
   private walFd: number | undefined;
+  /** `sync` calls running on libuv's thread pool; `close` leaves the WAL descriptor to the last. */
+  private syncing = 0;
   /** Receives the duration of each commit and WAL sync, in seconds (for the metrics). */
   timings: { commit(seconds: number): void; fsync(seconds: number): void } | undefined;
 
@@ -81,7 +85,7 @@ export class LockdDb {
         this.db.pragma("wal_autocheckpoint = 128");
       }
       this.db.exec(SCHEMA);
-      this.syncEveryCommit = path !== ":memory:" && sync === "full";
+      this.syncsEachCommit = path !== ":memory:" && sync === "full";
       this.stmt = this.prepare();
     } catch (err) {
       throw new LockdStorageError(`cannot open the lockd database at ${path}`, { cause: err });
@@ -100,7 +104,9 @@ export class LockdDb {
       ),
       insert: p(`INSERT INTO history (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       latestAll: p(`SELECT * FROM (${LATEST} GROUP BY key) WHERE version > 0 ORDER BY key`),
-      atSingle: p(`SELECT * FROM (${LATEST} WHERE key = ? AND rev <= ? GROUP BY key) WHERE version > 0`),
+      atSingle: p(
+        `SELECT * FROM (SELECT ${COLUMNS} FROM history WHERE key = ? AND rev <= ? ORDER BY rev DESC LIMIT 1) WHERE version > 0`,
+      ),
       atRange: p(
         `SELECT * FROM (${LATEST} WHERE key >= ? AND key < ? AND rev <= ? GROUP BY key) WHERE version > 0 ORDER BY key`,
       ),
@@ -116,8 +122,8 @@ export class LockdDb {
         `${LATEST} WHERE key >= @start AND key > @after AND rev <= @rev GROUP BY key ORDER BY key LIMIT @limit`,
       ),
       valuesBetween: p(
-        "SELECT key, rev, value FROM history WHERE key >= ? AND key <= ? AND length(value) > ?",
-      ),
+        "SELECT key, rev, value FROM history WHERE key >= ? AND key <= ? AND length(value) > ? ORDER BY key, rev",
+      ).raw(),
       historyPage: p(
         `SELECT ${COLUMNS} FROM history WHERE (rev, sub) > (@rev, @sub) AND rev <= @upTo ORDER BY rev, sub LIMIT @limit`,
       ),
@@ -153,19 +159,42 @@ export class LockdDb {
     this.stmt.begin.run();
   }
 
-  /** Commits; when it returns, the transaction is on disk (with sync "full") or in the OS (else). */
+  /**
+   * Commits: when it returns, the transaction is in the OS (it survives the process being killed). With
+   * `syncsEachCommit` it is durable only once a `sync` that began after this call has succeeded.
+   */
   commit(): void {
     const t0 = performance.now();
     this.stmt.commit.run();
-    const t1 = performance.now();
-    this.timings?.commit((t1 - t0) / 1000);
-    if (this.syncEveryCommit) {
-      this.syncWal();
-      this.timings?.fsync((performance.now() - t1) / 1000);
-    }
+    this.timings?.commit((performance.now() - t0) / 1000);
   }
 
-  private syncWal(): void {
+  /**
+   * fdatasyncs the WAL on libuv's thread pool, so the event loop serves requests meanwhile, and calls
+   * `done` (with the error, if it failed): every commit made before this call is then on disk. Several
+   * may run at once, each for the commits before it. Throws if the WAL cannot be opened.
+   */
+  sync(done: (err: Error | null) => void): void {
+    const fd = this.walFile();
+    const t0 = performance.now();
+    this.syncing++;
+    fdatasync(fd, (err) => {
+      this.syncing--;
+      // Closed meanwhile: the descriptor was left open for the syncs still running.
+      if (this.syncing === 0 && !this.db.open) this.closeWal();
+      if (!err) this.timings?.fsync((performance.now() - t0) / 1000);
+      done(err);
+    });
+  }
+
+  /** `sync`, blocking: for the last commit before the node closes. */
+  syncNow(): void {
+    const t0 = performance.now();
+    fdatasyncSync(this.walFile());
+    this.timings?.fsync((performance.now() - t0) / 1000);
+  }
+
+  private walFile(): number {
     if (this.walFd === undefined) {
       // The first commit: the WAL file now exists, and stays (the same file, reused from its start after
       // each checkpoint) until the connection closes. Its directory entry is synced once.
@@ -178,7 +207,12 @@ export class LockdDb {
         closeSync(dir);
       }
     }
-    fdatasyncSync(this.walFd);
+    return this.walFd;
+  }
+
+  private closeWal(): void {
+    if (this.walFd !== undefined) closeSync(this.walFd);
+    this.walFd = undefined;
   }
 
   /** Abandons the open transaction, if there is one. */
@@ -216,10 +250,11 @@ export class LockdDb {
 
   /**
    * The values longer than `longer` bytes of every kept revision of the keys from `first` to `last`
-   * (inclusive): one query for a step of a large answer, instead of one per key.
+   * (inclusive), as `[key, rev, value]` in key and revision order: one query for a step of a large
+   * answer, instead of one per key.
    */
-  valuesBetween(first: Buffer, last: Buffer, longer: number): { key: Buffer; rev: bigint; value: Buffer }[] {
-    return this.stmt.valuesBetween.all(first, last, longer) as { key: Buffer; rev: bigint; value: Buffer }[];
+  valuesBetween(first: Buffer, last: Buffer, longer: number): [Buffer, bigint, Buffer][] {
+    return this.stmt.valuesBetween.all(first, last, longer) as [Buffer, bigint, Buffer][];
   }
 
   /** Up to `limit` rows of history after (`rev`, `sub`) and at or below revision `upTo`, in order. */
@@ -283,7 +318,6 @@ export class LockdDb {
     if (!this.db.open) return;
     this.rollback();
     this.db.close();
-    if (this.walFd !== undefined) closeSync(this.walFd);
-    this.walFd = undefined;
+    if (this.syncing === 0) this.closeWal();
   }
 }

@@ -7,7 +7,7 @@
 import protobuf from "protobufjs";
 import { ETCD_PROTO_PATH } from "../proto/index.js";
 import { keyBytes } from "./keys.js";
-import { EMPTY, type Kv, kvValue, type ValueLoader } from "./kv.js";
+import { EMPTY, type Kv } from "./kv.js";
 
 let types: { range: protobuf.Type; deleteRange: protobuf.Type } | undefined;
 
@@ -27,30 +27,28 @@ function int64(n: bigint): number | protobuf.Long {
   return protobuf.util.LongBits.from(n.toString()).toLong(false);
 }
 
-function keyValue(kv: Kv, load: ValueLoader, keysOnly: boolean) {
-  const value = keysOnly || kv.size === 0 ? "" : kvValue(kv, load);
+function keyValue(kv: Kv, bytesOf: ((kv: Kv) => Buffer) | undefined) {
   return {
     key: keyBytes(kv.key),
     create_revision: int64(kv.createRev),
     mod_revision: int64(kv.modRev),
     version: int64(kv.version),
-    value: value === "" ? EMPTY : Buffer.from(value, "latin1"),
+    value: bytesOf === undefined || kv.size === 0 ? EMPTY : bytesOf(kv),
     lease: int64(kv.lease),
   };
 }
 
 /**
  * The bytes of a RangeResponse (`field` "kvs") or DeleteRangeResponse (`field` "prev_kvs") holding only
- * the key-values `kvs`.
+ * the key-values `kvs`, their values read through `bytesOf` (none: keys only).
  */
 export function encodeKeyValues(
   field: "kvs" | "prev_kvs",
   kvs: Kv[],
-  load: ValueLoader,
-  keysOnly: boolean,
+  bytesOf: ((kv: Kv) => Buffer) | undefined,
 ): Buffer {
   const { range, deleteRange } = messageTypes();
-  const message = { [field]: kvs.map((kv) => keyValue(kv, load, keysOnly)) };
+  const message = { [field]: kvs.map((kv) => keyValue(kv, bytesOf)) };
   const bytes = (field === "kvs" ? range : deleteRange).encode(message).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

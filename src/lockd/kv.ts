@@ -22,8 +22,11 @@ export interface Kv {
   lease: bigint;
 }
 
-/** Values up to this length are kept in memory; longer ones are read from the database when asked for. */
-export const INLINE_VALUE_BYTES = 64;
+/**
+ * Values up to this length are kept in memory; longer ones are read from the database when asked for.
+ * Reading 100,000 values of 100 bytes from SQLite made up a third of a full Range's time.
+ */
+export const INLINE_VALUE_BYTES = 128;
 
 /** Reads the value of a key whose value is not kept in memory. */
 export type ValueLoader = (kv: Kv) => string;

@@ -16,8 +16,8 @@ import { type Kv, kvToWire, kvValue, type ValueLoader } from "./kv.js";
 /** Reads values kept only in SQLite: one at a time, or those of a whole step at once. */
 export interface StepLoader {
   one: ValueLoader;
-  /** A loader for the records of `step`, having read their values in one go where it can. */
-  step(step: Kv[]): ValueLoader;
+  /** The values of the records of `step` as bytes, those kept only in SQLite read in one go where it can. */
+  step(step: Kv[]): (kv: Kv) => Buffer;
 }
 
 /** Keys handled in one step of a large request: a few milliseconds of work. */
@@ -152,7 +152,7 @@ export async function encodeInSteps(
   const parts: Buffer[] = [];
   for (let i = 0; i < kvs.length; i += STEP_KEYS) {
     const slice = kvs.slice(i, i + STEP_KEYS);
-    parts.push(encodeKeyValues(field, slice, keysOnly ? load.one : load.step(slice), keysOnly));
+    parts.push(encodeKeyValues(field, slice, keysOnly ? undefined : load.step(slice)));
     await nextTurn();
   }
   parts.push(tail);

@@ -136,6 +136,7 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
   if (metrics)
     store.timings = { commit: (s) => metrics.commit.observe(s), fsync: (s) => metrics.fsync.observe(s) };
   const ctx: HandlerContext = { log, metrics };
+  store.watched = () => hub.size > 0;
   store.onCommit = (revisions) => {
     try {
       hub.dispatch(revisions);
@@ -146,8 +147,12 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     }
   };
 
-  // Room for the gRPC framing around the largest request, as etcd allows.
-  const server = new grpc.Server({ "grpc.max_receive_message_length": maxRequestBytes + 512 * 1024 });
+  const server = new grpc.Server({
+    // Room for the gRPC framing around the largest request, as etcd allows.
+    "grpc.max_receive_message_length": maxRequestBytes + 512 * 1024,
+    // lockd serves no channelz: its bookkeeping (counters, timestamps) would only cost every call.
+    "grpc.enable_channelz": 0,
+  });
   const services = etcdServices();
   let port = 0;
   const address = host.includes(":") ? `[${host}]` : host;
