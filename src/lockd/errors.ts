@@ -5,6 +5,8 @@
 import { status } from "@grpc/grpc-js";
 import { FencelockError } from "../shared/errors.js";
 
+export { LockdStartError } from "./start-error.js";
+
 /** An error lockd returns to a client as a gRPC status: `grpcCode` and etcd's message as details. */
 export class EtcdError extends FencelockError {
   /** The gRPC status code sent to the client. */
@@ -13,13 +15,6 @@ export class EtcdError extends FencelockError {
   constructor(code: string, grpcCode: status, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.grpcCode = grpcCode;
-  }
-}
-
-/** The lockd server could not start (bad address, port in use, unusable data directory). */
-export class LockdStartError extends FencelockError<"LOCKD_START"> {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("LOCKD_START", message, options);
   }
 }
 

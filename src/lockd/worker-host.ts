@@ -5,8 +5,8 @@
  * where a main thread's need command-line flags.
  */
 import { Worker } from "node:worker_threads";
-import { LockdStartError } from "./errors.js";
 import type { LockdOptions } from "./server.js";
+import { LockdStartError } from "./start-error.js";
 import type { WorkerEvent } from "./worker.js";
 
 /** Young generation of the lockd worker, in MB. */

@@ -5,7 +5,6 @@
 // watches for signals while the server runs in its worker.
 import { startLockdWorker } from "../../lockd/worker-host.js";
 import { defaultDataDir, parseFlags, parseListen } from "../flags.js";
-import { runBackup } from "./lockd-backup.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "run lockd, the embedded single-node lock service (etcd v3 API subset, SQLite)";
@@ -35,7 +34,8 @@ exit codes: 0 stopped by SIGTERM/SIGINT (or the backup written), 1 cannot start 
 
 /** Runs the subcommand; resolves with the exit code once the node has stopped (or the backup is written). */
 export async function run(argv: string[]): Promise<number> {
-  if (argv[0] === "backup") return runBackup(argv.slice(1));
+  // Loaded only for a backup: the server's own thread needs neither gRPC's client nor the .proto files.
+  if (argv[0] === "backup") return (await import("./lockd-backup.js")).runBackup(argv.slice(1));
   let values: {
     listen?: string;
     data?: string;
