@@ -8,10 +8,12 @@ import { FenceTableMissingError, StaleTokenError } from "../errors.js";
 import { guardErrorOf } from "./pg-errors.js";
 import { type Query, rowsOf } from "./query.js";
 
-// ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is false, and under READ COMMITTED it
-// re-checks the WHERE against the newest committed row after waiting for that lock: a token that lost the
-// race to a higher one finds the higher max, never the one it read before waiting.
-/** The raise statement on `table`, with `name` and `token` SQL expressions (parameters or literals). */
+/**
+ * The raise statement on `table`, with `name` and `token` SQL expressions (parameters or literals).
+ * ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is false, and under READ COMMITTED it
+ * re-checks the WHERE against the newest committed row after waiting for that lock: a token that lost the
+ * race to a higher one finds the higher max, never the one it read before waiting.
+ */
 export function raiseSql(table: string, name: string, token: string): string {
   return `INSERT INTO ${table} AS f (name, max_token) VALUES (${name}, ${token}::bigint)
 ON CONFLICT (name) DO UPDATE SET max_token = EXCLUDED.max_token, updated_at = now()
