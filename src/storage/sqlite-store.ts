@@ -27,9 +27,17 @@ import {
   type Verdict,
 } from "./store.js";
 
+/**
+ * The schema (version 2). A key's value and a fence's max live in one table, keyed by name: a seed write
+ * or a PUT without a `Fence` header fences its key by the key's own name, so its value and its max share
+ * a row and a commit writes one page for both instead of one each.
+ */
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fences (name TEXT PRIMARY KEY, max_token INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS names (
+  name TEXT PRIMARY KEY,
+  value BLOB,
+  max_token INTEGER
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY,
   time_ms INTEGER NOT NULL,
@@ -42,6 +50,17 @@ CREATE TABLE IF NOT EXISTS audit (
   reason TEXT NOT NULL,
   value BLOB
 );`;
+
+/** `PRAGMA user_version` of the schema above. Version 1 (0 in the file) kept values and maxima apart. */
+const SCHEMA_VERSION = 2;
+
+/** Moves a version 1 database's `kv` and `fences` tables into `names`, in the open transaction. */
+const MIGRATE_FROM_V1 = {
+  kv: "INSERT INTO names (name, value) SELECT key, value FROM kv; DROP TABLE kv;",
+  fences:
+    "INSERT INTO names (name, max_token) SELECT name, max_token FROM fences WHERE true " +
+    "ON CONFLICT (name) DO UPDATE SET max_token = excluded.max_token; DROP TABLE fences;",
+};
 
 /** Most audit entries one batch drops (`auditKeep`). */
 const MAX_AUDIT_DROP = 1024;
@@ -129,7 +148,7 @@ export class SqliteStore extends RuleStore {
     this.db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_FRAMES}`);
     this.presync = options.synchronous !== "full";
-    this.db.exec(SCHEMA);
+    this.migrate();
     this.stmt = this.prepare();
     this.auditKeep = options.auditKeep;
     const bounds = this.stmt.auditBounds.get() as { oldest: bigint | null; newest: bigint | null };
@@ -137,9 +156,32 @@ export class SqliteStore extends RuleStore {
     this.newestSeq = Number(bounds.newest ?? 0n);
   }
 
+  /**
+   * Creates the schema, or brings a version 1 database to version 2 in one transaction (a crash midway
+   * leaves version 1 whole). Throws on a database from a newer fencelock.
+   */
+  private migrate(): void {
+    const version = this.db.pragma("user_version", { simple: true }) as number;
+    if (version === SCHEMA_VERSION) return;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(
+        `${this.file} has schema version ${version}; this fencelock reads version ${SCHEMA_VERSION} (upgrade fencelock)`,
+      );
+    }
+    const has = this.db
+      .prepare<[string], number>("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?")
+      .pluck();
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA);
+      if (has.get("kv") === 1) this.db.exec(MIGRATE_FROM_V1.kv);
+      if (has.get("fences") === 1) this.db.exec(MIGRATE_FROM_V1.fences);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
+  }
+
   private prepare() {
     const db = this.db;
-    const getFence = db.prepare<[string], bigint>("SELECT max_token FROM fences WHERE name = ?").pluck();
+    const getFence = db.prepare<[string], bigint>("SELECT max_token FROM names WHERE name = ?").pluck();
     getFence.safeIntegers(true);
     const listAudit = db.prepare<[number, number], RawAudit>(
       "SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -150,8 +192,12 @@ export class SqliteStore extends RuleStore {
       commit: db.prepare("COMMIT"),
       rollback: db.prepare("ROLLBACK"),
       getFence,
-      deleteFence: db.prepare<[string]>("DELETE FROM fences WHERE name = ?"),
-      getValue: db.prepare<[string], Buffer>("SELECT value FROM kv WHERE key = ?").pluck(),
+      // A reset forgets the max; a row left with neither value nor max goes.
+      clearFence: db.prepare<[string]>("UPDATE names SET max_token = NULL WHERE name = ?"),
+      dropEmpty: db.prepare<[string]>(
+        "DELETE FROM names WHERE name = ? AND value IS NULL AND max_token IS NULL",
+      ),
+      getValue: db.prepare<[string], Buffer>("SELECT value FROM names WHERE name = ?").pluck(),
       listAudit,
       auditBounds: db.prepare("SELECT MIN(seq) AS oldest, MAX(seq) AS newest FROM audit").safeIntegers(true),
       dropAudit: db.prepare<[number]>("DELETE FROM audit WHERE seq < ?"),
@@ -183,22 +229,33 @@ export class SqliteStore extends RuleStore {
     return result;
   }
 
-  /** Writes the transaction's pending changes, at most `ROWS_PER_STATEMENT` rows a statement. */
+  /**
+   * Writes the transaction's pending changes, at most `ROWS_PER_STATEMENT` rows a statement: one row per
+   * name with its new value and new max (`NULL`: unchanged), then the resets, then the audit rows.
+   */
   private writePending(): void {
     const { kv, fences, audit } = this.pending;
-    const upserts: unknown[] = [];
-    for (const [fence, max] of fences) {
-      if (max === null) this.stmt.deleteFence.run(fence);
-      else upserts.push(fence, max);
+    const rows: unknown[] = [];
+    const resets: string[] = [];
+    for (const [name, value] of kv) {
+      const max = fences.get(name);
+      if (max === null) resets.push(name);
+      rows.push(name, value, max ?? null);
     }
-    this.writeRows("fences", upserts, 2);
-    const values: unknown[] = [];
-    for (const [key, value] of kv) values.push(key, value);
-    this.writeRows("kv", values, 2);
+    for (const [name, max] of fences) {
+      if (kv.has(name)) continue;
+      if (max === null) resets.push(name);
+      else rows.push(name, null, max);
+    }
+    this.writeRows("names", rows, 3);
+    for (const name of resets) {
+      this.stmt.clearFence.run(name);
+      this.stmt.dropEmpty.run(name);
+    }
     this.writeRows("audit", audit, AUDIT_WIDTH);
   }
 
-  private writeRows(table: "fences" | "kv" | "audit", values: unknown[], width: number): void {
+  private writeRows(table: "names" | "audit", values: unknown[], width: number): void {
     const rows = values.length / width;
     for (let first = 0; first < rows; first += ROWS_PER_STATEMENT) {
       const count = Math.min(ROWS_PER_STATEMENT, rows - first);
@@ -207,18 +264,17 @@ export class SqliteStore extends RuleStore {
     }
   }
 
-  private rowsStatement(table: "fences" | "kv" | "audit", count: number, width: number): Database.Statement {
+  private rowsStatement(table: "names" | "audit", count: number, width: number): Database.Statement {
     const name = `${table} ${count}`;
     let stmt = this.multi.get(name);
     if (stmt === undefined) {
       const row = `(${new Array(width).fill("?").join(", ")})`;
       const rows = new Array(count).fill(row).join(", ");
       const sql =
-        table === "fences"
-          ? `INSERT INTO fences (name, max_token) VALUES ${rows} ON CONFLICT (name) DO UPDATE SET max_token = excluded.max_token`
-          : table === "kv"
-            ? `INSERT INTO kv (key, value) VALUES ${rows} ON CONFLICT (key) DO UPDATE SET value = excluded.value`
-            : `${AUDIT_INSERT}${rows}`;
+        table === "names"
+          ? `INSERT INTO names (name, value, max_token) VALUES ${rows} ON CONFLICT (name) DO UPDATE SET ` +
+            "value = coalesce(excluded.value, value), max_token = coalesce(excluded.max_token, max_token)"
+          : `${AUDIT_INSERT}${rows}`;
       stmt = this.db.prepare(sql);
       this.multi.set(name, stmt);
     }
@@ -247,7 +303,11 @@ export class SqliteStore extends RuleStore {
       token: r.token,
       previousMax: r.previous_max,
       accepted: r.accepted === 1n,
-      reason: r.reason,
+      // Rows written since schema version 2 leave the reason to be worded here (see `audit`).
+      reason:
+        r.reason === ""
+          ? reasonOf(verdictOf(r.op, r.accepted === 1n, r.token, r.previous_max), r.token, r.previous_max)
+          : r.reason,
       value: r.value,
     }));
   }
@@ -324,7 +384,9 @@ export class SqliteStore extends RuleStore {
     const accepted = verdict !== "stale" && verdict !== "token-required";
     const seq = ++this.newestSeq;
     if (this.oldestSeq === 0) this.oldestSeq = seq;
-    // A reset keeps who made it where a write keeps its value.
+    // The reason follows from op, token, max and verdict, so it is worded when the log is read
+    // (`auditAfter`), not stored: one string less to build and write per decision. A reset keeps who
+    // made it where a write keeps its value.
     this.pending.audit.push(
       seq,
       Date.now(),
@@ -334,9 +396,27 @@ export class SqliteStore extends RuleStore {
       d.token,
       previous,
       accepted ? 1 : 0,
-      reasonOf(verdict, d.token, previous),
-      d.op === "read" ? null : d.value.subarray(0, AUDIT_VALUE_BYTES),
+      "",
+      d.op === "read"
+        ? null
+        : d.value.length > AUDIT_VALUE_BYTES
+          ? d.value.subarray(0, AUDIT_VALUE_BYTES)
+          : d.value,
     );
     return seq;
   }
+}
+
+/** The verdict an audit row records, from its columns: the inverse of what `RuleStore.decide` audits. */
+function verdictOf(
+  op: RawAudit["op"],
+  accepted: boolean,
+  token: bigint | null,
+  previous: bigint | null,
+): Verdict {
+  if (op === "reset") return "reset";
+  if (token === null) return accepted ? "unfenced" : "token-required";
+  if (!accepted) return "stale";
+  if (previous === null) return "first";
+  return token === previous ? "equal" : "newer";
 }

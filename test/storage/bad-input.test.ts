@@ -281,13 +281,19 @@ describe("after all of it", () => {
     const db = new Database(join(storage.dataDir as string, "storage.sqlite"), { readonly: true });
     try {
       db.defaultSafeIntegers(true);
-      const kv = db.prepare("SELECT key, CAST(value AS TEXT) AS value FROM kv ORDER BY key").all();
+      const kv = db
+        .prepare(
+          "SELECT name AS key, CAST(value AS TEXT) AS value FROM names WHERE value IS NOT NULL ORDER BY name",
+        )
+        .all();
       assert.deepEqual(kv, [
         { key: "crowd", value: "v1000" },
         { key: "k1", value: "hello" },
         { key: "key0", value: "v1" },
       ]);
-      const fences = db.prepare("SELECT name, max_token FROM fences ORDER BY name").all();
+      const fences = db
+        .prepare("SELECT name, max_token FROM names WHERE max_token IS NOT NULL ORDER BY name")
+        .all();
       assert.deepEqual(fences, [
         { name: "crowd", max_token: 1000n },
         { name: "k1", max_token: 5n },

@@ -101,10 +101,10 @@ test("one turn's decisions commit together, each decided in arrival order agains
 });
 
 test("a decision SQLite refuses fails alone: the rest of its batch is decided again and committed", async (t) => {
-  // A real SQLite error for one key only, raised inside the batch's kv statement.
+  // A real SQLite error for one key only, raised inside the batch's statement of names.
   const store = openStore(t, (db) =>
     db.exec(
-      "CREATE TRIGGER poison BEFORE INSERT ON kv WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned key'); END",
+      "CREATE TRIGGER poison BEFORE INSERT ON names WHEN NEW.name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned key'); END",
     ),
   );
   const batcher = new Batcher(store);
