@@ -25,14 +25,19 @@ class Histogram {
 
 /** The metrics of one server. */
 export class Metrics {
-  private readonly requests = new Map<string, number>();
-  private readonly decisions = new Map<string, number>();
+  // Keyed by route, then status (and by op and result): counting a request builds no string.
+  private readonly requests = new Map<string, Map<number, number>>();
+  private readonly decisions = { read: [0, 0], write: [0, 0] };
   private readonly latency = new Map<string, Histogram>();
 
   /** Counts a finished request and its latency. */
   request(route: string, status: number, seconds: number): void {
-    const k = `route="${route}",status="${status}"`;
-    this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+    let byStatus = this.requests.get(route);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.requests.set(route, byStatus);
+    }
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
     let h = this.latency.get(route);
     if (!h) {
       h = new Histogram();
@@ -43,8 +48,8 @@ export class Metrics {
 
   /** Counts a fencing decision. */
   decision(op: "read" | "write", accepted: boolean): void {
-    const k = `op="${op}",result="${accepted ? "accepted" : "rejected"}"`;
-    this.decisions.set(k, (this.decisions.get(k) ?? 0) + 1);
+    const counts = this.decisions[op];
+    counts[accepted ? 0 : 1] = (counts[accepted ? 0 : 1] as number) + 1;
   }
 
   /** The text served at `/metrics`. */
@@ -52,10 +57,19 @@ export class Metrics {
     const out: string[] = [];
     out.push("# HELP fencelock_storage_requests_total HTTP requests by route and status.");
     out.push("# TYPE fencelock_storage_requests_total counter");
-    for (const [k, v] of this.requests) out.push(`fencelock_storage_requests_total{${k}} ${v}`);
+    for (const [route, byStatus] of this.requests) {
+      for (const [status, n] of byStatus) {
+        out.push(`fencelock_storage_requests_total{route="${route}",status="${status}"} ${n}`);
+      }
+    }
     out.push("# HELP fencelock_storage_decisions_total Fencing decisions by operation and result.");
     out.push("# TYPE fencelock_storage_decisions_total counter");
-    for (const [k, v] of this.decisions) out.push(`fencelock_storage_decisions_total{${k}} ${v}`);
+    for (const op of ["read", "write"] as const) {
+      const [accepted, rejected] = this.decisions[op];
+      // Only what happened, as before: a series appears with its first count.
+      if (accepted) out.push(`fencelock_storage_decisions_total{op="${op}",result="accepted"} ${accepted}`);
+      if (rejected) out.push(`fencelock_storage_decisions_total{op="${op}",result="rejected"} ${rejected}`);
+    }
     out.push("# HELP fencelock_storage_request_duration_seconds Time from request to reply, by route.");
     out.push("# TYPE fencelock_storage_request_duration_seconds histogram");
     for (const [route, h] of this.latency) {

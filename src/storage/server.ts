@@ -182,10 +182,8 @@ export class StorageServer {
 
   private async seed(req: Http1Request, res: Http1Response): Promise<void> {
     if (!this.allow(req, res, "seed", "POST")) return;
-    const type = (req.headers["content-type"] ?? "").split(";");
-    const media = (type[0] ?? "").trim().toLowerCase();
-    const charset = type.slice(1).find((p) => /^\s*charset=/i.test(p));
-    if (media !== "application/json" || (charset && !/=\s*"?utf-8"?\s*$/i.test(charset))) {
+    const contentType = req.headers["content-type"] ?? "";
+    if (contentType !== "application/json" && !isJsonUtf8(contentType)) {
       return this.fail(
         res,
         "seed",
@@ -455,6 +453,14 @@ function staleText(outcome: Extract<Outcome, { kind: "stale" }>, fence: string):
 
 /** Where a refusal points an operator whose fence holds a max that no holder can reach. */
 const RESET_HINT = "fencelock storage fence reset --help";
+
+/** Whether a `Content-Type` is JSON in UTF-8 (a charset parameter other than UTF-8 is refused). */
+function isJsonUtf8(contentType: string): boolean {
+  const type = contentType.split(";");
+  const media = (type[0] ?? "").trim().toLowerCase();
+  const charset = type.slice(1).find((p) => /^\s*charset=/i.test(p));
+  return media === "application/json" && !(charset && !/=\s*"?utf-8"?\s*$/i.test(charset));
+}
 
 function routeOf(path: string): Route {
   if (path === "/") return "seed";
