@@ -31,12 +31,10 @@ export interface Problem {
 /** Either the clean value or a problem. */
 export type Checked<T> = { ok: true; value: T } | { ok: false; problem: Problem };
 
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /** A key or fence name: non-empty, well-formed Unicode, at most `maxBytes` UTF-8 bytes. */
 export function checkName(name: string, what: string, maxBytes: number): Checked<string> {
   if (name.length === 0) return bad("BAD_REQUEST", `${what} must not be empty`);
-  if (LONE_SURROGATE.test(name)) return bad("BAD_REQUEST", `${what} is not well-formed Unicode`);
+  if (!name.isWellFormed()) return bad("BAD_REQUEST", `${what} is not well-formed Unicode`);
   const bytes = Buffer.byteLength(name, "utf8");
   if (bytes > maxBytes) {
     return bad("PAYLOAD_TOO_LARGE", `${what} is ${bytes} bytes, over the limit of ${maxBytes}`);

@@ -61,7 +61,7 @@ export function parseSeedRequest(text: string, limits: Limits): Checked<SeedRequ
   if (op === "write") {
     if (val === undefined) return bad("BAD_REQUEST", 'missing field "val" (a write needs a value)');
     if (typeof val !== "string") return bad("BAD_REQUEST", `"val" must be a string, got ${describe(val)}`);
-    if (/\p{Cs}/u.test(val)) return bad("BAD_REQUEST", '"val" is not well-formed Unicode');
+    if (!val.isWellFormed()) return bad("BAD_REQUEST", '"val" is not well-formed Unicode');
     value = Buffer.from(val, "utf8");
     if (value.length > limits.maxValueBytes) {
       return bad(
