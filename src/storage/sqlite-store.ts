@@ -4,7 +4,7 @@
  *
  * A transaction decides in memory and writes once: the rule reads fence maxima and values through the
  * transaction's own pending changes, and just before COMMIT those changes go to SQLite in a few
- * multi-row statements (one value per key and one max per fence, the last; every audit row, numbered
+ * multi-row statements (one row per name with its last value and last max; every audit row, numbered
  * here). A batch of decisions then costs a handful of statement runs instead of three per decision. If a
  * statement fails, the transaction rolls back whole and nothing of it is kept.
  *
