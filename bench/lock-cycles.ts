@@ -41,8 +41,13 @@ export interface ContentionStats {
 /** Budget of one run. */
 export interface RunOptions {
   durationMs: number;
-  /** Cycles run before measuring. */
+  /** Cycles run before measuring (of each runner, in turn). */
   warmup?: number;
+  /**
+   * Time spent running cycles (in turn, as measured) before measuring, on top of `warmup`, so that a
+   * server whose code a JIT compiles as it runs is measured once it is compiled (V8 takes seconds).
+   */
+  warmupMs?: number;
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -78,6 +83,8 @@ export interface CycleRunner {
 export async function measureInterleaved(runners: CycleRunner[], options: RunOptions): Promise<CycleStats[]> {
   try {
     for (let i = 0; i < (options.warmup ?? 20); i++) for (const r of runners) await r.cycle();
+    const warm = performance.now() + (options.warmupMs ?? 0);
+    for (let i = 0; i < 1_000_000 && performance.now() < warm; i++) for (const r of runners) await r.cycle();
     const times = runners.map(() => [] as number[]);
     const end = performance.now() + options.durationMs;
     while (performance.now() < end) {
