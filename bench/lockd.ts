@@ -23,9 +23,9 @@ import {
 } from "./lock-cycles.js";
 
 /**
- * The uncontended row first runs untimed this long, and the 1,000-lock row once per server: V8 compiles
- * lockd's hot code (and the client's) over its first seconds of load, and a lock service is measured as
- * it runs, not as it starts. The 64-waiter row runs right after the uncontended one, on the same servers.
+ * Each row first runs untimed on every server: V8 compiles lockd's hot code (and the client's) over its
+ * first seconds of load, and a lock service is measured as it runs, not as it starts. The uncontended
+ * row warms up this long, the 64-waiter row half as long per server, the 1,000-lock row one whole run.
  */
 const WARMUP_MS = 8000;
 
@@ -177,6 +177,7 @@ try {
   line(["64 waiters on one lock", "cycles", "cycles/s", "wake-ups/release", "FIFO violations"], w2);
   const contended: ContentionStats[] = [];
   for (const [label, eps] of servers) {
+    await fencelockContention(eps, 64, { durationMs: WARMUP_MS / 2 });
     const c = await fencelockContention(eps, 64, { durationMs });
     contended.push(c);
     line([label, String(c.cycles), f(c.throughput, 1), f(c.wakeupsPerRelease), String(c.fifoViolations)], w2);

@@ -3,8 +3,11 @@
  * first deletion under a prefix after a revision (`waitForPrefixDelete`). Both resume after a broken
  * stream or a failover from the last revision handled, so nothing is missed.
  */
+
+import type * as grpc from "@grpc/grpc-js";
 import { fromWire, toWire } from "../proto/int64.js";
 import { EventType, type WatchRequest, type WatchResponse } from "../proto/types.js";
+import { endStream } from "./end-stream.js";
 import { AbortedError, CompactedError, EtcdError } from "./errors.js";
 import { isRetryable } from "./grpc-errors.js";
 import type { LockKeys } from "./kv.js";
@@ -99,8 +102,7 @@ export class PrefixWatch {
       return;
     }
     if (this.closed) {
-      stream.call.on("error", () => {});
-      stream.call.cancel();
+      endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
       return;
     }
     this.stream = stream;
@@ -178,10 +180,6 @@ export class PrefixWatch {
     this.stopFollowing();
     const stream = this.stream;
     if (!stream) return;
-    stream.call.removeAllListeners("data");
-    stream.call.removeAllListeners("end");
-    stream.call.removeAllListeners("error");
-    stream.call.on("error", () => {});
-    stream.call.cancel();
+    endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
   }
 }

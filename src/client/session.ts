@@ -5,6 +5,7 @@
  */
 import "./dispose.js";
 import { setMaxListeners } from "node:events";
+import type * as grpc from "@grpc/grpc-js";
 import { fromWire, toWire } from "../proto/int64.js";
 import type {
   LeaseGrantResponse,
@@ -13,6 +14,7 @@ import type {
   LeaseTimeToLiveResponse,
 } from "../proto/types.js";
 import { Election } from "./election.js";
+import { endStream } from "./end-stream.js";
 import {
   EtcdError,
   InvalidArgumentError,
@@ -305,8 +307,7 @@ export class Session {
     this.transport.stream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>("Lease", "LeaseKeepAlive").then(
       (stream) => {
         if (this.signal.aborted) {
-          stream.call.on("error", () => {});
-          stream.call.cancel();
+          endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
           return;
         }
         this.stream = stream;
@@ -340,10 +341,6 @@ export class Session {
     this.stream = undefined;
     this.pending = [];
     if (!stream) return;
-    stream.call.removeAllListeners("data");
-    stream.call.removeAllListeners("end");
-    stream.call.removeAllListeners("error");
-    stream.call.on("error", () => {});
-    stream.call.cancel();
+    endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
   }
 }

@@ -6,6 +6,8 @@
  * 100 ms, which would put up to 100 ms on every hand-over. Survives the loss of the member in use by
  * watching and reading again on the next endpoint.
  */
+
+import type * as grpc from "@grpc/grpc-js";
 import { fromWire, toWire } from "../proto/int64.js";
 import {
   EventType,
@@ -14,6 +16,7 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from "../proto/types.js";
+import { endStream } from "./end-stream.js";
 import { AbortedError, EtcdError } from "./errors.js";
 import { isRetryable } from "./grpc-errors.js";
 import type { Transport } from "./transport.js";
@@ -89,11 +92,7 @@ async function watchOnce(
       settled = true;
       stopFollowing();
       signal.removeEventListener("abort", onAbort);
-      call.removeAllListeners("data");
-      call.removeAllListeners("end");
-      // The stream's final 'error' (CANCELLED) must still have a listener.
-      call.on("error", () => {});
-      call.cancel();
+      endStream(call as grpc.ClientDuplexStream<unknown, unknown>);
       action();
     };
     const onAbort = () => finish(() => reject(new AbortedError("watch", signal.reason)));
