@@ -25,7 +25,7 @@ import {
 /**
  * Each row first runs untimed on every server: V8 compiles lockd's hot code (and the client's) over its
  * first seconds of load, and a lock service is measured as it runs, not as it starts. The uncontended
- * row warms up this long, the 64-waiter row half as long per server, the 1,000-lock row one whole run.
+ * row warms up this long, the 64-waiter row half as long per server, the 1,000-lock row one whole round.
  */
 const WARMUP_MS = 8000;
 
@@ -189,12 +189,19 @@ try {
   rows.push("");
   flush();
 
-  const w3 = [40, 10, 10, 10];
-  line(["1,000 locks held by 100 sessions", "acquire s", "locks/s", "release s"], w3);
+  const w3 = [46, 10, 10, 10];
+  line(["1,000 locks held by 100 sessions (median of 3)", "acquire s", "locks/s", "release s"], w3);
+  // Taking 1,000 locks lasts a fraction of a second: three rounds, interleaved across the servers, and
+  // the median round of each (after one untimed round each).
+  for (const [, eps] of servers) await manyLocks(eps, 100, 10);
+  const manyRounds: ManyLocks[][] = servers.map(() => []);
+  for (let round = 0; round < 3; round++) {
+    for (const [i, [, eps]] of servers.entries()) manyRounds[i]?.push(await manyLocks(eps, 100, 10));
+  }
   const many: ManyLocks[] = [];
-  for (const [label, eps] of servers) {
-    await manyLocks(eps, 100, 10);
-    const m = await manyLocks(eps, 100, 10);
+  for (const [i, [label]] of servers.entries()) {
+    const rounds = manyRounds[i] as ManyLocks[];
+    const m = [...rounds].sort((a, b) => a.locksPerSecond - b.locksPerSecond)[1] as ManyLocks;
     many.push(m);
     line([label, f(m.seconds), f(m.locksPerSecond, 0), f(m.releaseSeconds)], w3);
   }
