@@ -190,18 +190,18 @@ try {
   flush();
 
   const w3 = [46, 10, 10, 10];
-  line(["1,000 locks held by 100 sessions (median of 3)", "acquire s", "locks/s", "release s"], w3);
-  // Taking 1,000 locks lasts a fraction of a second: three rounds, interleaved across the servers, and
+  line(["1,000 locks held by 100 sessions (median of 5)", "acquire s", "locks/s", "release s"], w3);
+  // Taking 1,000 locks lasts a fraction of a second: five rounds, interleaved across the servers, and
   // the median round of each (after one untimed round each).
   for (const [, eps] of servers) await manyLocks(eps, 100, 10);
   const manyRounds: ManyLocks[][] = servers.map(() => []);
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 5; round++) {
     for (const [i, [, eps]] of servers.entries()) manyRounds[i]?.push(await manyLocks(eps, 100, 10));
   }
   const many: ManyLocks[] = [];
   for (const [i, [label]] of servers.entries()) {
     const rounds = manyRounds[i] as ManyLocks[];
-    const m = [...rounds].sort((a, b) => a.locksPerSecond - b.locksPerSecond)[1] as ManyLocks;
+    const m = [...rounds].sort((a, b) => a.locksPerSecond - b.locksPerSecond)[2] as ManyLocks;
     many.push(m);
     line([label, f(m.seconds), f(m.locksPerSecond, 0), f(m.releaseSeconds)], w3);
   }
