@@ -12,12 +12,15 @@ import type * as grpc from "@grpc/grpc-js";
 /** How long the server may take to end a half-closed stream before it is reset after all, in ms. */
 export const END_GRACE_MS = 5_000;
 
+/** Marks a call already being ended. */
+const ENDING = Symbol("ending");
+
 /**
  * Half-closes `call` and lets the server end it, discarding whatever still arrives on it; resets it
  * only if it is still open after `END_GRACE_MS`. Takes over the call: its `data`, `end` and `error`
  * listeners are removed. A second call does nothing more.
  */
-export function endStream(call: grpc.ClientDuplexStream<unknown, unknown>): void {
+export function endStream<Req, Res>(call: grpc.ClientDuplexStream<Req, Res>): void {
   if ((call as { [ENDING]?: true })[ENDING]) return;
   (call as { [ENDING]?: true })[ENDING] = true;
   call.removeAllListeners("data");
@@ -31,5 +34,3 @@ export function endStream(call: grpc.ClientDuplexStream<unknown, unknown>): void
   call.once("status", () => clearTimeout(timer));
   call.end();
 }
-
-const ENDING = Symbol("ending");

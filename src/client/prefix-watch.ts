@@ -3,8 +3,6 @@
  * first deletion under a prefix after a revision (`waitForPrefixDelete`). Both resume after a broken
  * stream or a failover from the last revision handled, so nothing is missed.
  */
-
-import type * as grpc from "@grpc/grpc-js";
 import { fromWire, toWire } from "../proto/int64.js";
 import { EventType, type WatchRequest, type WatchResponse } from "../proto/types.js";
 import { endStream } from "./end-stream.js";
@@ -102,7 +100,7 @@ export class PrefixWatch {
       return;
     }
     if (this.closed) {
-      endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
+      endStream(stream.call);
       return;
     }
     this.stream = stream;
@@ -180,6 +178,6 @@ export class PrefixWatch {
     this.stopFollowing();
     const stream = this.stream;
     if (!stream) return;
-    endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
+    endStream(stream.call);
   }
 }

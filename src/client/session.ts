@@ -5,7 +5,6 @@
  */
 import "./dispose.js";
 import { setMaxListeners } from "node:events";
-import type * as grpc from "@grpc/grpc-js";
 import { fromWire, toWire } from "../proto/int64.js";
 import type {
   LeaseGrantResponse,
@@ -307,7 +306,7 @@ export class Session {
     this.transport.stream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>("Lease", "LeaseKeepAlive").then(
       (stream) => {
         if (this.signal.aborted) {
-          endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
+          endStream(stream.call);
           return;
         }
         this.stream = stream;
@@ -341,6 +340,6 @@ export class Session {
     this.stream = undefined;
     this.pending = [];
     if (!stream) return;
-    endStream(stream.call as grpc.ClientDuplexStream<unknown, unknown>);
+    endStream(stream.call);
   }
 }

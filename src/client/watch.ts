@@ -6,8 +6,6 @@
  * 100 ms, which would put up to 100 ms on every hand-over. Survives the loss of the member in use by
  * watching and reading again on the next endpoint.
  */
-
-import type * as grpc from "@grpc/grpc-js";
 import { fromWire, toWire } from "../proto/int64.js";
 import {
   EventType,
@@ -92,7 +90,7 @@ async function watchOnce(
       settled = true;
       stopFollowing();
       signal.removeEventListener("abort", onAbort);
-      endStream(call as grpc.ClientDuplexStream<unknown, unknown>);
+      endStream(call);
       action();
     };
     const onAbort = () => finish(() => reject(new AbortedError("watch", signal.reason)));
