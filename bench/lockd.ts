@@ -3,11 +3,13 @@
  * `--sync full` (the default: the WAL is fdatasynced before each reply, as etcd syncs its WAL) and
  * `--sync normal` (a reply means the commit is in the OS: survives kill -9, not a power loss). Rows:
  * uncontended lock cycles (interleaved, so load changes weigh on both alike), 64 waiters on one lock,
- * 1,000 distinct locks held by 100 sessions, server RSS with 100,000 keys, a full Range of them (three
- * times each, interleaved; the median) and a DeleteRange of them all with prev_kv. Each figure the server
- * decides is printed against its target (issue 13) as "met" or "not met". Bounded: a few minutes.
+ * 1,000 distinct locks held by 100 sessions, server RSS with 100,000 keys (right after the fill, and at
+ * rest 5 s later), a full Range of them (three times each, interleaved; the median) and a DeleteRange of
+ * them all with prev_kv. Each figure the server decides is printed against its target (issue 13) as "met"
+ * or "not met". Bounded: a few minutes.
  */
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { connect, type Lock } from "../src/client/index.js";
@@ -29,6 +31,8 @@ import {
  * rounds.
  */
 const WARMUP_MS = 16_000;
+/** RSS with 100,000 keys is read this long after both fills: at rest, both servers quiet. */
+const REST_MS = 5_000;
 
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "4" } } });
 const durationMs = Number(values.seconds) * 1000;
@@ -222,12 +226,25 @@ try {
   const etcdPid = etcd2.members[0]?.child?.pid as number;
   const before = [rssMb(lockd.child.pid), rssMb(etcdPid)] as [number, number];
   await fillKeys(lockd.endpoint, 100_000, "/bench/rss/");
+  const lockdFilled = rssMb(lockd.child.pid);
   await fillKeys(etcd2.endpoints[0] as string, 100_000, "/bench/rss/");
+  const filled = [lockdFilled, rssMb(etcdPid)] as [number, number];
+  // The memory a server holds its keys in is what it keeps at rest, not the garbage of the requests
+  // that brought them, which each runtime frees on its own schedule.
+  await sleep(REST_MS);
   const after = [rssMb(lockd.child.pid), rssMb(etcdPid)] as [number, number];
-  const w4 = [40, 10, 14];
-  line(["server RSS, 100,000 keys (100 B values)", "empty MB", "with keys MB"], w4);
-  line(["lockd (fresh, --sync full)", f(before[0], 1), f(after[0], 1)], w4);
-  line(["etcd 3.4 (fresh)", f(before[1], 1), f(after[1], 1)], w4);
+  const w4 = [40, 10, 18, 14];
+  line(
+    [
+      "server RSS, 100,000 keys (100 B values)",
+      "empty MB",
+      "after its fill MB",
+      `${REST_MS / 1000} s later MB`,
+    ],
+    w4,
+  );
+  line(["lockd (fresh, --sync full)", f(before[0], 1), f(filled[0], 1), f(after[0], 1)], w4);
+  line(["etcd 3.4 (fresh)", f(before[1], 1), f(filled[1], 1), f(after[1], 1)], w4);
   target("lockd RSS with 100,000 keys", `${f(after[0], 1)} MB`, after[0] <= 150, "goal ≤ 150 MB");
   rows.push("");
   flush();

@@ -57,6 +57,8 @@ export class Metrics {
   readonly commit = new Histogram();
   /** Time of each WAL sync (`--sync full`). */
   readonly fsync = new Histogram();
+  /** Time of each full garbage collection run because the node went idle (`collectWhenIdle`). */
+  readonly idleCollection = new Histogram();
   private readonly requests = new Map<string, number>();
 
   /** Counts one request of `method` answered with gRPC `code`. */
@@ -77,6 +79,9 @@ export class Metrics {
       "# HELP lockd_disk_wal_fsync_duration_seconds Latency of WAL syncs.",
       "# TYPE lockd_disk_wal_fsync_duration_seconds histogram",
       ...this.fsync.lines("lockd_disk_wal_fsync_duration_seconds"),
+      "# HELP lockd_idle_gc_duration_seconds Pauses of the full collections run when the node went idle.",
+      "# TYPE lockd_idle_gc_duration_seconds histogram",
+      ...this.idleCollection.lines("lockd_idle_gc_duration_seconds"),
       "# HELP lockd_leases Leases granted and not expired or revoked.",
       "# TYPE lockd_leases gauge",
       `lockd_leases ${gauges.leases()}`,

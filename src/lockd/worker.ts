@@ -15,7 +15,7 @@ export type WorkerEvent =
 const port = parentPort;
 if (port) {
   const post = (m: WorkerEvent) => port.postMessage(m);
-  startLockdServer(workerData as LockdOptions).then(
+  startLockdServer({ ...(workerData as LockdOptions), collectWhenIdle: true }).then(
     (server) => {
       post({
         event: "listening",
