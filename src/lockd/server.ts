@@ -63,8 +63,8 @@ export interface LockdOptions {
   /**
    * Run a full garbage collection once the thread has been idle for two seconds, if the heap grew by
    * 24 MB since the last one, so that the garbage of a burst of requests is given back then rather
-   * than 10 to 20 s later. Off by default: only for a thread that runs lockd alone
-   * (`startLockdWorker` turns it on), as the pause falls on whatever else the thread runs.
+   * than 10 to 20 s later. Off by default here, as the pause falls on whatever else the thread runs;
+   * on by default in `startLockdWorker`, whose thread runs lockd alone.
    */
   collectWhenIdle?: boolean;
 }

@@ -29,6 +29,7 @@ export interface LockdWorker {
 /**
  * Starts lockd in a worker thread and resolves once it listens. Rejects with the start error if it cannot
  * (the worker is ended). `options.log` is not used: the worker logs JSON lines on standard error.
+ * `collectWhenIdle` is on unless set to false, as the worker's thread runs nothing else.
  */
 export async function startLockdWorker(options: Omit<LockdOptions, "log">): Promise<LockdWorker> {
   const worker = new Worker(new URL("./worker.js", import.meta.url), {

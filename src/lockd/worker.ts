@@ -15,7 +15,8 @@ export type WorkerEvent =
 const port = parentPort;
 if (port) {
   const post = (m: WorkerEvent) => port.postMessage(m);
-  startLockdServer({ ...(workerData as LockdOptions), collectWhenIdle: true }).then(
+  const options = workerData as LockdOptions;
+  startLockdServer({ ...options, collectWhenIdle: options.collectWhenIdle ?? true }).then(
     (server) => {
       post({
         event: "listening",
