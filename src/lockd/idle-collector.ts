@@ -1,11 +1,11 @@
 /**
- * Runs a full garbage collection once the thread has been idle for two seconds, after the heap has
- * grown. A burst of writes (filling 100,000 keys, say) leaves its requests' garbage in the old
- * generation, which V8 collects only when the old generation next fills, or through its memory reducer
- * some 10 to 20 s after the burst ends. Until then the process keeps that memory: about 40 MB of lockd's
- * 166 MB after such a fill. An idle lock service still hears its sessions' keep-alives, each a fraction
- * of a millisecond of work; one that comes during the pause (about 0.1 s with 100,000 keys) waits that
- * long, once per burst, far inside any lease's TTL.
+ * Runs a full garbage collection once the thread has been idle for two seconds (longer while bursts
+ * recur), after the heap has grown. A burst of writes (filling 100,000 keys, say) leaves its requests'
+ * garbage in the old generation, which V8 collects only when the old generation next fills, or through
+ * its memory reducer some 10 to 20 s after the burst ends. Until then the process keeps that memory:
+ * about 40 MB of lockd's 166 MB after such a fill. An idle lock service still hears its sessions'
+ * keep-alives, each a fraction of a millisecond of work; one that comes during the pause (about 0.1 s
+ * with 100,000 keys) waits that long, once per burst, far inside any lease's TTL.
  */
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -13,12 +13,20 @@ import { runInNewContext } from "node:vm";
 /** How often the thread's load and heap are looked at, in ms. */
 const TICK_MS = 500;
 /**
- * Idle ticks in a row before a collection: two seconds. After a collection V8 sizes the heap afresh,
- * so the next burst pays for growing it again; 100 sessions taking 1,000 locks once a second ran 25 to
- * 30% slower with a collection after every other round (after half a second without a request). And
- * between a client's big requests (while it decodes an answer) lockd can be idle for a second.
+ * Idle ticks in a row before a collection: two seconds at first. Between a client's big requests (while
+ * it decodes an answer) lockd can be idle for a second, and a collection there would fall on the next.
  */
 const IDLE_TICKS = 4;
+/**
+ * After a collection V8 sizes the heap afresh, so the next burst pays for growing it again: 100 sessions
+ * taking 1,000 locks every three seconds ran 25 to 40% slower with a collection after every other round,
+ * and `bench:lockd`'s 1,000-lock row fell from 0.88× etcd to 0.67–0.85×. Memory that bursts keep
+ * needing is better kept: a collection within this long of the one before doubles the idle time the
+ * next one waits for, up to `MAX_IDLE_TICKS`; one after a longer calm brings it back to `IDLE_TICKS`.
+ */
+const RECUR_MS = 60_000;
+/** The longest idle time a collection waits for, in ticks: 32 seconds. */
+const MAX_IDLE_TICKS = 64;
 /** Below this share of a tick spent running, the thread is idle. */
 const IDLE_UTILIZATION = 0.05;
 /** Growth of the committed heap, above its smallest size since the last collection, that is worth one. */
@@ -52,9 +60,10 @@ function gcFunction(): Collect {
 
 /**
  * Starts watching this thread. Every half second it reads the share of time the thread spent running
- * and the committed heap. Once the thread has run under 5% of each tick for two seconds and the heap is
- * 24 MB above its smallest size since the last collection, it runs one full, compacting collection and
- * reports its duration, in seconds, to `onCollect`. Its timer does not keep the process alive. Meant
+ * and the committed heap. Once the thread has run under 5% of each tick for two seconds (longer when
+ * collections recur, see `RECUR_MS`) and the heap is 24 MB above its smallest size since the last
+ * collection, it runs one full, compacting collection and reports its duration, in seconds, to
+ * `onCollect`. Its timer does not keep the process alive. Meant
  * for a thread that runs lockd alone (the lockd worker): in a thread shared with other work, the pause
  * falls on that work too.
  */
@@ -63,6 +72,8 @@ export function startIdleCollector(onCollect?: (seconds: number) => void): IdleC
   let floor = getHeapStatistics().total_heap_size;
   let last = performance.eventLoopUtilization();
   let idle = 0;
+  let needed = IDLE_TICKS;
+  let lastAt = Number.NEGATIVE_INFINITY;
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, last).utilization;
@@ -70,8 +81,10 @@ export function startIdleCollector(onCollect?: (seconds: number) => void): IdleC
     idle = busy < IDLE_UTILIZATION ? idle + 1 : 0;
     const committed = getHeapStatistics().total_heap_size;
     floor = Math.min(floor, committed);
-    if (idle < IDLE_TICKS || committed - floor < GROWTH_BYTES) return;
+    if (idle < needed || committed - floor < GROWTH_BYTES) return;
     const started = performance.now();
+    needed = started - lastAt < RECUR_MS ? Math.min(needed * 2, MAX_IDLE_TICKS) : IDLE_TICKS;
+    lastAt = started;
     // A full collection compacts only the most fragmented pages, a few MB of them, and the pages it
     // leaves hold the memory; this one moves the live objects of every fragmented page so that the rest
     // are freed. For this collection only: V8 reads the flag as it collects, and its own collections keep
