@@ -3,7 +3,7 @@
  * worker runs the idle collector) runs no collection while its heap has not grown, runs one within a
  * few seconds of the end of a fill of 100,000 keys, and its RSS falls. Without the collector V8 would
  * keep that memory for 10 to 20 s more. Fills that recur back off: the third within a minute waits
- * four seconds of idle instead of two.
+ * four seconds of idle instead of two. With 160,000 keys live, none runs.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -17,30 +17,38 @@ function rssMb(pid: number): number {
   return Number(m[1]) / 1024;
 }
 
-describe("lockd's idle collector", { timeout: 90_000 }, () => {
+/** The idle collections lockd has run, from its metrics at `metricsAt`. */
+async function collections(metricsAt: string): Promise<number> {
+  const text = await (await fetch(`http://${metricsAt}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith("lockd_idle_gc_duration_seconds_count "));
+  assert.ok(line, "no lockd_idle_gc_duration_seconds_count in the metrics");
+  return Number(line.split(" ")[1]);
+}
+
+/** A lockd process serving metrics on a free port, and its count of idle collections. */
+async function lockdWithMetrics() {
+  const metricsAt = `127.0.0.1:${await freePort()}`;
+  const lockd = await startLockd({ extraArgs: ["--metrics-listen", metricsAt] });
+  return { lockd, count: () => collections(metricsAt) };
+}
+
+describe("lockd's idle collector", { timeout: 120_000 }, () => {
   test("nothing while the heap has not grown; one collection and less RSS after a fill; recurring fills back off", async (t) => {
-    const metricsAt = `127.0.0.1:${await freePort()}`;
-    const lockd = await startLockd({ extraArgs: ["--metrics-listen", metricsAt] });
+    const { lockd, count } = await lockdWithMetrics();
     try {
       const { pid } = lockd.child;
-      const collections = async () => {
-        const text = await (await fetch(`http://${metricsAt}/metrics`)).text();
-        const line = text.split("\n").find((l) => l.startsWith("lockd_idle_gc_duration_seconds_count "));
-        assert.ok(line, "no lockd_idle_gc_duration_seconds_count in the metrics");
-        return Number(line.split(" ")[1]);
-      };
 
       // Idle from the start, longer than the two seconds a collection waits for, but nothing to give back.
       await sleep(3000);
-      assert.equal(await collections(), 0);
+      assert.equal(await count(), 0);
 
-      // Polls the count until it passes `count` or `ms` pass; resolves with the count and the wait.
-      const waitPast = async (count: number, ms: number) => {
+      // Polls the count until it passes `past` or `ms` pass; resolves with the count and the wait.
+      const waitPast = async (past: number, ms: number) => {
         const t0 = Date.now();
-        let n = await collections();
-        while (n <= count && Date.now() - t0 < ms) {
+        let n = await count();
+        while (n <= past && Date.now() - t0 < ms) {
           await sleep(100);
-          n = await collections();
+          n = await count();
         }
         return { n, seconds: (Date.now() - t0) / 1000 };
       };
@@ -50,7 +58,7 @@ describe("lockd's idle collector", { timeout: 90_000 }, () => {
       const first = await waitPast(0, 10_000);
       await sleep(1500);
       const rss = rssMb(pid);
-      const after = await collections();
+      const after = await count();
       t.diagnostic(
         `lockd RSS ${filled.toFixed(0)} MB after the fill, ${rss.toFixed(0)} MB after ${after} collection(s), ` +
           `the first ${first.seconds.toFixed(1)} s after the fill`,
@@ -70,6 +78,18 @@ describe("lockd's idle collector", { timeout: 90_000 }, () => {
       assert.equal(third.n, 3, "no collection after the third burst");
       assert.ok(second.seconds < 3.5, `the second burst's collection came ${second.seconds} s after it`);
       assert.ok(third.seconds >= 3.5, `the third burst's collection came ${third.seconds} s after it`);
+    } finally {
+      await lockd.stop();
+    }
+  });
+
+  test("nothing past 150,000 live keys, where the pause would grow too long", async () => {
+    const { lockd, count } = await lockdWithMetrics();
+    try {
+      await fillKeys(lockd.endpoint, 160_000, "/idle/many/");
+      // The first collection would wait two seconds; give it twice that.
+      await sleep(4500);
+      assert.equal(await count(), 0, "a collection ran with 160,000 keys live");
     } finally {
       await lockd.stop();
     }
