@@ -8,13 +8,12 @@
  * them all with prev_kv. Each figure the server decides is printed against its target (issue 13) as "met"
  * or "not met". Bounded: a few minutes.
  */
-import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { connect, type Lock } from "../src/client/index.js";
 import { etcdServices } from "../src/proto/index.js";
-import { fillKeys, startEtcdCluster, startLockd } from "../src/testkit/index.js";
+import { fillKeys, processMemoryMb, startEtcdCluster, startLockd } from "../src/testkit/index.js";
 import {
   type ContentionStats,
   type CycleStats,
@@ -107,11 +106,6 @@ async function seconds(fn: () => Promise<unknown>): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
 
 const f = (n: number, digits = 2) => n.toFixed(digits);
 const rows: string[] = [];
@@ -240,15 +234,15 @@ try {
   const etcd2 = await startEtcdCluster({ size: 1 });
   stops.push(() => etcd2.stop());
   const etcdPid = etcd2.members[0]?.child?.pid as number;
-  const before = [rssMb(lockd.child.pid), rssMb(etcdPid)] as [number, number];
+  const before = [processMemoryMb(lockd.child.pid), processMemoryMb(etcdPid)] as [number, number];
   await fillKeys(lockd.endpoint, 100_000, "/bench/rss/");
-  const lockdFilled = rssMb(lockd.child.pid);
+  const lockdFilled = processMemoryMb(lockd.child.pid);
   await fillKeys(etcd2.endpoints[0] as string, 100_000, "/bench/rss/");
-  const filled = [lockdFilled, rssMb(etcdPid)] as [number, number];
+  const filled = [lockdFilled, processMemoryMb(etcdPid)] as [number, number];
   // The memory a server holds its keys in is what it keeps at rest, not the garbage of the requests
   // that brought them, which each runtime frees on its own schedule.
   await sleep(REST_MS);
-  const after = [rssMb(lockd.child.pid), rssMb(etcdPid)] as [number, number];
+  const after = [processMemoryMb(lockd.child.pid), processMemoryMb(etcdPid)] as [number, number];
   const w4 = [40, 10, 18, 14];
   line(
     [

@@ -13,6 +13,7 @@ export {
 } from "./etcd.js";
 export { fillKeys } from "./fill.js";
 export { type LockdInstance, type LockdLaunchOptions, startLockd } from "./lockd.js";
+export { ProcessMemoryError, processMemoryMb } from "./memory.js";
 export {
   type PostgresConnectionConfig,
   type PostgresHandle,

@@ -6,16 +6,9 @@
  * four seconds of idle instead of two. With 160,000 keys live, none runs.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fillKeys, freePort, startLockd } from "../../src/testkit/index.js";
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  assert.ok(m, "no VmRSS line");
-  return Number(m[1]) / 1024;
-}
+import { fillKeys, freePort, processMemoryMb, startLockd } from "../../src/testkit/index.js";
 
 /** The idle collections lockd has run, from its metrics at `metricsAt`. */
 async function collections(metricsAt: string): Promise<number> {
@@ -54,10 +47,10 @@ describe("lockd's idle collector", { timeout: 120_000 }, () => {
       };
 
       await fillKeys(lockd.endpoint, 100_000, "/idle/a/");
-      const filled = rssMb(pid);
+      const filled = processMemoryMb(pid);
       const first = await waitPast(0, 10_000);
       await sleep(1500);
-      const rss = rssMb(pid);
+      const rss = processMemoryMb(pid);
       const after = await count();
       t.diagnostic(
         `lockd RSS ${filled.toFixed(0)} MB after the fill, ${rss.toFixed(0)} MB after ${after} collection(s), ` +

@@ -6,7 +6,6 @@
  * come back under 200 MB within 10 s.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import * as grpc from "@grpc/grpc-js";
@@ -17,18 +16,12 @@ import {
   type LeaseTimeToLiveResponse,
   type RangeResponse,
 } from "../../src/proto/index.js";
-import { fillKeys, type LockdInstance, startLockd } from "../../src/testkit/index.js";
+import { fillKeys, type LockdInstance, processMemoryMb, startLockd } from "../../src/testkit/index.js";
 import type { AbuseInput, AbuseResult } from "./abuse.js";
 import { Raw } from "./raw.js";
 
 const KEYS = 100_000;
 const PREFIX = "/stall/data/";
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  assert.ok(m, "no VmRSS line");
-  return Number(m[1]) / 1024;
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] as number;
@@ -80,11 +73,11 @@ describe("lockd under abusive requests", { timeout: 120_000 }, () => {
       sent.push(performance.now());
       stream.write({ ID: id });
     }, 20);
-    let peakRss = rssMb(pid);
+    let peakRss = processMemoryMb(pid);
     const sampler = setInterval(() => {
-      peakRss = Math.max(peakRss, rssMb(pid));
+      peakRss = Math.max(peakRss, processMemoryMb(pid));
     }, 100);
-    const rssBefore = rssMb(pid);
+    const rssBefore = processMemoryMb(pid);
 
     let result: AbuseResult;
     try {
@@ -144,10 +137,10 @@ describe("lockd under abusive requests", { timeout: 120_000 }, () => {
 
     // Memory: back under 200 MB within 10 s of the last big answer.
     const t0 = Date.now();
-    let rss = rssMb(pid);
+    let rss = processMemoryMb(pid);
     while (rss >= 200 && Date.now() - t0 < 10_000) {
       await new Promise((r) => setTimeout(r, 250));
-      rss = rssMb(pid);
+      rss = processMemoryMb(pid);
     }
     t.diagnostic(
       `lockd RSS: ${rssBefore.toFixed(0)} MB with the keys, peak ${peakRss.toFixed(0)} MB, ${rss.toFixed(0)} MB after ${((Date.now() - t0) / 1000).toFixed(1)} s`,

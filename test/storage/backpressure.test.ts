@@ -7,23 +7,15 @@
  * second (issue 12).
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { test } from "node:test";
 import { StorageClient } from "../../src/storage/index.js";
-import { type StorageHandle, startStorage } from "../../src/testkit/index.js";
+import { processMemoryMb, type StorageHandle, startStorage } from "../../src/testkit/index.js";
 
 const TOKEN = "backpressure-token";
 const LIMIT_MB = 150;
 const MiB = 1024 * 1024;
 const FLOODERS = 6;
-
-/** A field of /proc/<pid>/status in MB (VmRSS: now; VmHWM: the peak since the process started). */
-function memoryMb(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  assert.ok(m, `no ${field} for ${pid}`);
-  return Number(m[1]) / 1024;
-}
 
 /** Opens a socket that never reads: no `data` listener, so the kernel buffers fill and TCP stalls. */
 function openSilent(port: number): Promise<Socket> {
@@ -64,7 +56,7 @@ test("300 pipelined GETs of a 1 MiB value that are never read keep the server un
   t.after(() => client.close());
   await client.write("big", Buffer.alloc(MiB, 0x61), { token: 1n });
   const pid = storage.child.pid;
-  const before = memoryMb(pid, "VmRSS");
+  const before = processMemoryMb(pid, "VmRSS");
 
   const sockets: Socket[] = [];
   t.after(() => {
@@ -83,7 +75,7 @@ test("300 pipelined GETs of a 1 MiB value that are never read keep the server un
   })();
   const rounds = await servedMeanwhile(storage, 3000);
   await pipelining;
-  const peak = memoryMb(pid, "VmHWM");
+  const peak = processMemoryMb(pid, "VmHWM");
   t.diagnostic(
     `server RSS before ${before.toFixed(1)} MB, peak ${peak.toFixed(1)} MB with 3 x 300 unread 1 MiB ` +
       `replies requested (900 MiB); ${rounds} write+read round trips of another client meanwhile`,
@@ -102,7 +94,7 @@ test("a flood of requests without the token, never read, keeps the server under 
   const storage = await startStorage({ authToken: TOKEN });
   t.after(() => storage.stop());
   const pid = storage.child.pid;
-  const before = memoryMb(pid, "VmRSS");
+  const before = processMemoryMb(pid, "VmRSS");
 
   const sockets: Socket[] = [];
   t.after(() => {
@@ -142,7 +134,7 @@ test("a flood of requests without the token, never read, keeps the server under 
   await Promise.all(floods);
   const accepted = sockets.reduce((sum, s) => sum + s.bytesWritten - s.writableLength, 0);
   const cut = sockets.filter((s) => s.destroyed).length;
-  const peak = memoryMb(pid, "VmHWM");
+  const peak = processMemoryMb(pid, "VmHWM");
   t.diagnostic(
     `server RSS before ${before.toFixed(1)} MB, peak ${peak.toFixed(1)} MB; ${sent} requests written by ` +
       `${FLOODERS} flooding clients, ${(accepted / MiB).toFixed(1)} MiB of them taken by the kernel, ${cut} ` +
