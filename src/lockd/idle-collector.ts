@@ -71,9 +71,10 @@ function gcFunction(): Collect {
  * and the committed heap. Once the thread has run under 5% of each tick for two seconds (longer when
  * collections recur, see `RECUR_MS`), the heap is 24 MB above its smallest size since the last
  * collection, and `keys()` (the live keys) is at most 150,000, it runs one full, compacting collection
- * and reports its duration, in seconds, to `onCollect`. Its timer does not keep the process alive. Meant
- * for a thread that runs lockd alone (the lockd worker): in a thread shared with other work, the pause
- * falls on that work too.
+ * and reports its duration, in seconds, to `onCollect`. Its timer does not keep the process alive; a
+ * second call starts a second, independent collector (lockd starts one per node). Meant for a thread
+ * that runs lockd alone (the lockd worker): in a thread shared with other work, the pause falls on that
+ * work too.
  */
 export function startIdleCollector(keys: () => number, onCollect?: (seconds: number) => void): IdleCollector {
   const gc = gcFunction();
