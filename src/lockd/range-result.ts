@@ -10,23 +10,25 @@
  */
 import type { KeyValue, RangeRequest } from "../proto/index.js";
 import { fromWire, SortOrder, SortTarget, toWire } from "../proto/index.js";
-import { encodeKeyValues } from "./encode.js";
+import { keyValueElementSize, keyValueSize, writeKeyValue } from "./encode.js";
+import { LockdStorageError } from "./errors.js";
 import { type Kv, kvToWire, kvValue, type ValueLoader } from "./kv.js";
 
 /** Reads values kept only in SQLite: one at a time, or those of a whole step at once. */
 export interface StepLoader {
   one: ValueLoader;
-  /** The values of the records of `step` as bytes, those kept only in SQLite read in one go where it can. */
+  /**
+   * Reads the values of the records of `step` kept only in SQLite (in one go where it can) and gives
+   * the bytes of each one's value.
+   */
   step(step: Kv[]): (kv: Kv) => Buffer;
 }
 
 /** Keys handled in one step of a large request: a few milliseconds of work. */
 export const STEP_KEYS = 500;
 
-/** Bytes of a large answer copied into its final buffer in one step. */
-const COPY_BYTES_PER_STEP = 2 * 1024 * 1024;
-
-const EMPTY_PART = Buffer.alloc(0);
+/** Records sized in one step of a large answer's first pass: sizing is much cheaper than writing. */
+const SIZE_STEP_KEYS = 8 * STEP_KEYS;
 
 const waiting: (() => void)[] = [];
 let scheduled = false;
@@ -138,9 +140,10 @@ export function rangeResult(
 }
 
 /**
- * Encodes the key-values of a large answer in steps of `STEP_KEYS`, each step one message holding only
- * them in `field`, and `tail` (the header and scalar fields, last so that they win) at the end.
- * Values kept only in SQLite are read step by step too, before a VALUE sort needs them.
+ * Encodes the key-values of a large answer in steps of `STEP_KEYS`, as elements of `field`, and `tail`
+ * (the header and scalar fields, last so that they win) at the end: one buffer, allocated once, that gRPC
+ * sends as it is. A first pass sizes every record, a second writes them, reading the values kept only
+ * in SQLite step by step. Rejects with `LockdStorageError` if a value read is not as long as its record.
  */
 export async function encodeInSteps(
   kvs: Kv[],
@@ -149,29 +152,26 @@ export async function encodeInSteps(
   field: "kvs" | "prev_kvs",
   tail: Buffer,
 ): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (let i = 0; i < kvs.length; i += STEP_KEYS) {
-    const slice = kvs.slice(i, i + STEP_KEYS);
-    parts.push(encodeKeyValues(field, slice, keysOnly ? undefined : load.step(slice)));
-    await nextTurn();
+  const sizes = new Int32Array(kvs.length);
+  let total = tail.length;
+  for (let i = 0; i < kvs.length; i++) {
+    if (i > 0 && i % SIZE_STEP_KEYS === 0) await nextTurn();
+    const size = keyValueSize(kvs[i] as Kv, keysOnly);
+    sizes[i] = size;
+    total += keyValueElementSize(size);
   }
-  parts.push(tail);
-  // One buffer for gRPC, filled a few megabytes a turn: a single copy of a large answer is a stall too.
-  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + p.length, 0));
+  const out = Buffer.allocUnsafe(total);
   let offset = 0;
-  let sinceTurn = 0;
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i] as Buffer;
-    part.copy(out, offset);
-    // Copied: free for the next collection, not held until the whole answer is.
-    parts[i] = EMPTY_PART;
-    offset += part.length;
-    sinceTurn += part.length;
-    if (sinceTurn >= COPY_BYTES_PER_STEP) {
-      sinceTurn = 0;
-      await nextTurn();
-    }
+  for (let i = 0; i < kvs.length; i += STEP_KEYS) {
+    if (i > 0) await nextTurn();
+    const end = Math.min(i + STEP_KEYS, kvs.length);
+    const stored = keysOnly ? undefined : load.step(kvs.slice(i, end));
+    for (let j = i; j < end; j++)
+      offset = writeKeyValue(out, offset, field, kvs[j] as Kv, sizes[j] as number, stored);
   }
+  offset += tail.copy(out, offset);
+  if (offset !== total)
+    throw new LockdStorageError(`an answer came out ${offset} bytes long, sized ${total}`);
   return out;
 }
 

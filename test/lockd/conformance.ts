@@ -527,7 +527,7 @@ export function conformanceSuite(backend: string, start: () => Promise<Backend>)
       const n = 2500;
       const name = (i: number) => `${p}${String(i).padStart(5, "0")}`;
       // Half the values longer than lockd keeps in memory.
-      const value = (i: number, gen: string) => `${gen}${i}`.padEnd(i % 2 === 0 ? 100 : 10, "v");
+      const value = (i: number, gen: string) => `${gen}${i}`.padEnd(i % 2 === 0 ? 200 : 10, "v");
       const fill = async (gen: string) => {
         for (let i = 0; i < n; i += 125) {
           const success = Array.from({ length: Math.min(125, n - i) }, (_, j) => ({
