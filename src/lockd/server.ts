@@ -61,7 +61,7 @@ export interface LockdOptions {
    */
   metrics?: { host: string; port: number };
   /**
-   * Run a full garbage collection once the thread has been idle for two seconds (longer while bursts
+   * Run a full garbage collection once the thread has been idle for five seconds (longer while bursts
    * recur), if the heap grew by 24 MB since the last one and at most 150,000 keys are live, so that the
    * garbage of a burst of requests is given back then rather than 10 to 20 s later. Off by default
    * here, as the pause falls on whatever else the thread runs; on by default in `startLockdWorker`,
