@@ -114,3 +114,26 @@ export function parseTtl(text: string, maxSeconds: number): number | undefined {
   const ms = parseDuration(text, 1000, maxSeconds * 1000);
   return ms === undefined || ms % 1000 !== 0 ? undefined : ms / 1000;
 }
+
+/**
+ * Runs a command's flag parser and answers `--help`, the start every command shares: the parsed flags,
+ * or an exit code once it has answered (0 after printing `help`; whatever `fail` returns for a parse
+ * error, with the parser's message).
+ */
+export function parsedOrAnswered<T extends { values: { help?: boolean | undefined } }>(
+  parse: () => T,
+  help: string,
+  fail: (message: string) => number,
+): T | number {
+  let parsed: T;
+  try {
+    parsed = parse();
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  if (parsed.values.help) {
+    console.log(help);
+    return 0;
+  }
+  return parsed;
+}

@@ -9,7 +9,7 @@ import { eventToJson } from "../../demo/events.js";
 import { type PauseMode, parsePause } from "../../demo/pause.js";
 import { logLine } from "../../demo/report.js";
 import { EXIT_CODES, type ResourceChoice, runSeedClient } from "../../demo/seed-client.js";
-import { parseDuration, parseFlags, parseTtl } from "../flags.js";
+import { parseDuration, parsedOrAnswered, parseFlags, parseTtl } from "../flags.js";
 import { interruptedExitCode, interruptible, parseEndpoints } from "../run-scope.js";
 
 /** One line for `fencelock --help`. */
@@ -63,17 +63,9 @@ function fail(message: string): number {
 
 /** Runs the command; resolves to the exit code. */
 export async function run(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    return fail((err as Error).message);
-  }
+  const parsed = parsedOrAnswered(() => parse(argv), HELP, fail);
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
   if (positionals.length !== 1 || (positionals[0] !== "1" && positionals[0] !== "2")) {
     return fail(`give the client number, 1 or 2 (got ${positionals.join(" ") || "nothing"})`);
   }

@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { type EtcdCluster, etcdStatus, startEtcdCluster } from "../../testkit/etcd.js";
-import { parseFlags } from "../flags.js";
+import { parsedOrAnswered, parseFlags } from "../flags.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "start, stop or show a local three-member etcd cluster (up | down | status)";
@@ -242,18 +242,16 @@ async function status(stateDir: string, json: boolean): Promise<number> {
 
 /** Runs `fencelock cluster …`; resolves to the exit code (2 for bad flags). */
 export async function run(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    console.error(`fencelock cluster: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
+  const parsed = parsedOrAnswered(
+    () => parse(argv),
+    HELP,
+    (message) => {
+      console.error(`fencelock cluster: ${message}\n\n${HELP}`);
+      return 2;
+    },
+  );
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
   const [action, ...extra] = positionals;
   if (extra.length > 0 || !["up", "down", "status"].includes(action ?? "")) {
     console.error(`fencelock cluster: expected one of up, down, status\n\n${HELP}`);

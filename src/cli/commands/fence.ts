@@ -3,7 +3,7 @@
  * (fencelock/postgres, fencelock/sqlite). The storage server's own fences are `fencelock storage`'s.
  */
 
-import { parseFlags } from "../flags.js";
+import { parsedOrAnswered, parseFlags } from "../flags.js";
 
 /** One line for `fencelock --help`. */
 export const summary = "show or reset a fence kept in your PostgreSQL or SQLite database by a guard";
@@ -32,17 +32,9 @@ function fail(message: string): number {
 
 /** Runs the command; resolves to the exit code. */
 export async function run(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    return fail((err as Error).message);
-  }
+  const parsed = parsedOrAnswered(() => parse(argv), HELP, fail);
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
   const [action, name, ...extra] = positionals;
   if (action !== "show" && action !== "reset") return fail(`give show or reset, got "${action ?? ""}"`);
   if (name === undefined || extra.length > 0) return fail("give exactly one fence name");

@@ -5,7 +5,7 @@
  */
 
 import { DEFAULT_ENDPOINTS } from "../../client/index.js";
-import { parseFlags } from "../flags.js";
+import { parsedOrAnswered, parseFlags } from "../flags.js";
 import { commonFlags, EXIT, EXIT_CODES_HELP, holdAndRun, splitCommand } from "../guarded-command.js";
 
 /** One line for `fencelock --help`. */
@@ -35,17 +35,9 @@ function fail(message: string): number {
 /** Runs the command; resolves to the exit code. */
 export async function run(argv: string[]): Promise<number> {
   const { flags, command } = splitCommand(argv);
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(flags);
-  } catch (err) {
-    return fail((err as Error).message);
-  }
+  const parsed = parsedOrAnswered(() => parse(flags), HELP, fail);
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
   if (positionals.length !== 1 || positionals[0] === "") return fail("give exactly one lock name");
   if (command.length === 0) return fail("give the command after --");
   const common = commonFlags(values);

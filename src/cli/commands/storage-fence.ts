@@ -9,7 +9,7 @@ import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import { StorageClient } from "../../storage/index.js";
 import { SqliteStore } from "../../storage/sqlite-store.js";
-import { defaultDataDir, parseFlags } from "../flags.js";
+import { defaultDataDir, parsedOrAnswered, parseFlags } from "../flags.js";
 
 const HELP = `usage: fencelock storage fence reset NAME [--data DIR | --url URL --auth-token T]
 
@@ -38,18 +38,16 @@ const WARNING =
 
 /** Runs `fence reset …` (argv after `storage fence`); resolves with the exit code. */
 export async function runFence(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    console.error(`fencelock storage fence: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
+  const parsed = parsedOrAnswered(
+    () => parse(argv),
+    HELP,
+    (message) => {
+      console.error(`fencelock storage fence: ${message}\n\n${HELP}`);
+      return 2;
+    },
+  );
+  if (typeof parsed === "number") return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
   if (positionals[0] !== "reset" || positionals.length !== 2 || (positionals[1] as string).length === 0) {
     console.error(
       `fencelock storage fence: expected "reset NAME", got "${positionals.join(" ")}"\n\n${HELP}`,
