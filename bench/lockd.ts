@@ -239,8 +239,8 @@ try {
     line([label, f(m.seconds), f(m.locksPerSecond, 0), f(m.releaseSeconds), clientShare, each], w3);
   }
   rows.push(
-    "(client CPU: the share of the median round's takes this benchmark's own process ran; the same client",
-    " against every server, and near 100% it, not the server, sets the pace: see docs/lockd.md)",
+    "(client CPU: this benchmark's own process's CPU time over the median round's takes, its collector's",
+    " threads included, so past 100% at times; near 100% that client, not the server, sets the pace)",
   );
   const [mFull, mNormal, mEtcd] = many as [ManyLocks, ManyLocks, ManyLocks];
   const manyRatio = mFull.locksPerSecond / mEtcd.locksPerSecond;
