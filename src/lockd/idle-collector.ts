@@ -24,11 +24,15 @@ const TICK_MS = 500;
  */
 const IDLE_TICKS = 10;
 /**
- * After a collection V8 sizes the heap afresh, so the next burst pays for growing it again: 100 sessions
- * taking 1,000 locks every three seconds ran 25 to 40% slower with a collection after every other round,
- * and `bench:lockd`'s 1,000-lock row fell from 0.88× etcd to 0.67–0.85×. Memory that bursts keep
- * needing is better kept: a collection within this long of the one before doubles the idle time the
- * next one waits for, up to `MAX_IDLE_TICKS`; one after a longer calm brings it back to `IDLE_TICKS`.
+ * A full collection while nothing is in flight lets V8 drop the object shapes ("maps") that the last
+ * burst's requests had, and the next burst's code, compiled for those shapes, deoptimizes: 23 and 28
+ * deoptimizations in the pair of rounds after a collection, none or two in the others, mostly "wrong
+ * map" in Node's stream and HTTP/2 code (keeping maps for 16 collections, a V8 flag, changed nothing).
+ * V8's own memory-reducing collections, 10 to 20 s after a burst, do the same. 100 sessions taking
+ * 1,000 locks every three seconds ran 25 to 40% slower with a collection after every other round, and
+ * `bench:lockd`'s 1,000-lock row fell from 0.88× etcd to 0.67–0.85×. Memory that bursts keep needing is
+ * better kept: a collection within this long of the one before doubles the idle time the next one
+ * waits for, up to `MAX_IDLE_TICKS`; one after a longer calm brings it back to `IDLE_TICKS`.
  */
 const RECUR_MS = 60_000;
 /** The longest idle time a collection waits for, in ticks: 40 seconds. */
