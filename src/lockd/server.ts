@@ -10,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/index.js";
 import type { SyncMode } from "./db.js";
 import { LockdStartError } from "./errors.js";
+import { etcdHeaders } from "./etcd-headers.js";
 import { startIdleCollector } from "./idle-collector.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import {
@@ -161,6 +162,7 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     "grpc.max_receive_message_length": maxRequestBytes + 512 * 1024,
     // lockd serves no channelz: its bookkeeping (counters, timestamps) would only cost every call.
     "grpc.enable_channelz": 0,
+    interceptors: [etcdHeaders],
   });
   const services = etcdServices();
   let port = 0;

@@ -19,7 +19,7 @@ import type {
   TxnResponse,
   WatchResponse,
 } from "../../src/proto/index.js";
-import { Raw, rpcError } from "./raw.js";
+import { Raw, rpcError, wireCall } from "./raw.js";
 
 /** A server under test. */
 export interface Backend {
@@ -896,6 +896,35 @@ export function conformanceSuite(backend: string, start: () => Promise<Backend>)
       assert.ok(big(st.dbSize) > 0n);
       assert.equal(st.raftTerm, st.header?.raft_term);
       assert.equal(st.isLearner, false);
+    });
+
+    test("the header fields of an answer and of an error, as HTTP/2 carries them", async () => {
+      const endpoint = (server as Backend).endpoints[0] as string;
+      const fields = (h: object | undefined) =>
+        Object.keys(h ?? {})
+          .filter((k) => !k.startsWith(":"))
+          .sort();
+      const ok = await wireCall(endpoint, "KV", "Range", { key: b(`${prefix()}none`) });
+      assert.equal(ok.headers[":status"], 200);
+      assert.deepEqual(fields(ok.headers), ["content-type"]);
+      assert.equal(ok.headers["content-type"], "application/grpc");
+      assert.deepEqual(fields(ok.trailers), ["grpc-message", "grpc-status"]);
+      assert.equal(ok.trailers?.["grpc-status"], "0");
+      assert.equal(ok.trailers?.["grpc-message"], "");
+      assert.equal(ok.body.readUInt8(0), 0, "the answer is not compressed");
+      assert.equal(ok.body.readUInt32BE(1), ok.body.length - 5);
+
+      // An error before any answer: one HEADERS frame, the status in it (trailers-only).
+      const bad = await wireCall(endpoint, "KV", "Put", { key: Buffer.alloc(0), value: b("x") });
+      assert.deepEqual(fields(bad.headers), ["content-type", "grpc-message", "grpc-status"]);
+      assert.equal(bad.headers["content-type"], "application/grpc");
+      assert.equal(bad.headers["grpc-status"], "3");
+      assert.equal(
+        decodeURIComponent(String(bad.headers["grpc-message"])),
+        "etcdserver: key is not provided",
+      );
+      assert.equal(bad.trailers, undefined);
+      assert.equal(bad.body.length, 0);
     });
   });
 }

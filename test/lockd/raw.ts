@@ -2,6 +2,7 @@
  * A raw etcd v3 gRPC client for lockd's tests: the project's `.proto`, no lock client, answers exactly as
  * they come off the wire (int64 as decimal strings, bytes as Buffer).
  */
+import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import type { LeaseKeepAliveResponse, WatchCreateRequest, WatchResponse } from "../../src/proto/index.js";
 import { etcdServices } from "../../src/proto/index.js";
@@ -186,5 +187,63 @@ export class Raw {
   close(): void {
     for (const s of this.streams) s.cancel();
     for (const c of Object.values(this.clients)) c.close();
+  }
+}
+
+/** One unary call as HTTP/2 carries it: the answer's header fields, its trailers and its body bytes. */
+export interface WireAnswer {
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders | undefined;
+  body: Buffer;
+}
+
+/**
+ * Calls `service.method(req)` over a plain node:http2 session, so the test sees every header field
+ * the server sends (a gRPC client keeps some to itself). Rejects after 10 s.
+ */
+export async function wireCall(
+  endpoint: string,
+  service: string,
+  method: string,
+  req: object,
+): Promise<WireAnswer> {
+  const definition = (etcdServices() as unknown as Record<string, { service: grpc.ServiceDefinition }>)[
+    service
+  ]?.service[method];
+  if (!definition) throw new Error(`no method ${service}.${method}`);
+  const message = definition.requestSerialize(req);
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  const session = http2.connect(`http://${endpoint}`);
+  try {
+    return await new Promise<WireAnswer>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to ${method} within 10 s`)), 10_000);
+      session.once("error", reject);
+      const stream = session.request({
+        ":method": "POST",
+        ":path": `/etcdserverpb.${service}/${method}`,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders | undefined;
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => {
+        headers = h;
+      });
+      stream.on("trailers", (t) => {
+        trailers = t;
+      });
+      stream.on("data", (d: Buffer) => chunks.push(d));
+      stream.on("error", reject);
+      stream.on("close", () => {
+        clearTimeout(timer);
+        resolve({ headers, trailers, body: Buffer.concat(chunks) });
+      });
+      stream.end(frame);
+    });
+  } finally {
+    session.close();
   }
 }
