@@ -9,6 +9,13 @@
  */
 import { LockdStorageError } from "./errors.js";
 import type { Kv } from "./kv.js";
+import {
+  int64FieldSize,
+  LENGTH_DELIMITED,
+  varintSize,
+  writeInt64Field,
+  writeVarint,
+} from "./protobuf-write.js";
 
 /** `mvccpb.KeyValue` field numbers. */
 const KEY = 1;
@@ -18,74 +25,8 @@ const VERSION = 4;
 const VALUE = 5;
 const LEASE = 6;
 
-/** Wire types. */
-const VARINT = 0;
-const LENGTH_DELIMITED = 2;
-
 /** The repeated KeyValue field of each answer built in steps: RangeResponse.kvs, DeleteRangeResponse.prev_kvs. */
 const FIELD_NUMBERS = { kvs: 2, prev_kvs: 3 } as const;
-
-const MAX_SAFE = 9_007_199_254_740_991n;
-
-/** Size of a varint of a non-negative integer up to 2^53. */
-function varintSize(n: number): number {
-  if (n < 0x80) return 1;
-  if (n < 0x4000) return 2;
-  if (n < 0x20_0000) return 3;
-  if (n < 0x1000_0000) return 4;
-  if (n < 0x8_0000_0000) return 5;
-  if (n < 0x400_0000_0000) return 6;
-  if (n < 0x2_0000_0000_0000) return 7;
-  return 8;
-}
-
-function writeVarint(out: Buffer, offset: number, n: number): number {
-  let o = offset;
-  let v = n;
-  while (v >= 0x80) {
-    // `& 0x7f` keeps the low bits exactly for any integer up to 2^53.
-    out[o++] = (v & 0x7f) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  out[o++] = v;
-  return o;
-}
-
-/** The two 32-bit halves of an int64 as protobuf writes it (two's complement: a negative one is 10 bytes). */
-function halves(n: bigint): [lo: number, hi: number] {
-  return [Number(BigInt.asUintN(32, n)), Number(BigInt.asUintN(32, n >> 32n))];
-}
-
-/** Size of the varint of an int64 field's value. */
-function int64Size(n: bigint): number {
-  if (n >= 0n && n <= MAX_SAFE) return varintSize(Number(n));
-  const [, hi] = halves(n);
-  return Math.ceil((64 - Math.clz32(hi)) / 7);
-}
-
-function writeInt64(out: Buffer, offset: number, n: bigint): number {
-  if (n >= 0n && n <= MAX_SAFE) return writeVarint(out, offset, Number(n));
-  let [lo, hi] = halves(n);
-  let o = offset;
-  while (hi > 0 || lo >= 0x80) {
-    out[o++] = (lo & 0x7f) | 0x80;
-    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-    hi >>>= 7;
-  }
-  out[o++] = lo;
-  return o;
-}
-
-/** Size of an int64 field with its tag (one byte: field numbers here are below 16); 0 if the value is 0. */
-function int64FieldSize(n: bigint): number {
-  return n === 0n ? 0 : 1 + int64Size(n);
-}
-
-function writeInt64Field(out: Buffer, offset: number, field: number, n: bigint): number {
-  if (n === 0n) return offset;
-  out[offset] = (field << 3) | VARINT;
-  return writeInt64(out, offset + 1, n);
-}
 
 /** Size of the KeyValue message of `kv` (its value left out if `keysOnly`), without tag and length. */
 export function keyValueSize(kv: Kv, keysOnly: boolean): number {

@@ -12,6 +12,7 @@ import type { SyncMode } from "./db.js";
 import { LockdStartError } from "./errors.js";
 import { etcdHeaders } from "./etcd-headers.js";
 import { startIdleCollector } from "./idle-collector.js";
+import { encodeKvAnswer, type KvAnswerMethod } from "./kv-answers.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import {
   authHandlers,
@@ -92,14 +93,19 @@ const stderrLog: Log = (event, fields) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
 };
 
+const HAND_WRITTEN = new Set<string>(["Range", "Put", "DeleteRange", "Txn"]);
+
 /**
- * The KV service definition with response encoders that send a `Buffer` as it is: the protobuf bytes of a
- * large answer, encoded by the store in steps. Anything else is encoded as usual.
+ * The KV service definition with response encoders that send a `Buffer` as it is (the protobuf bytes of a
+ * large answer, encoded by the store in steps) and write the answers of Range, Put, DeleteRange and Txn
+ * by hand (`kv-answers.ts`). Compact's answers are encoded as usual.
  */
 function encodedAnswers(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
-    const encode = method.responseSerialize;
+    const encode = HAND_WRITTEN.has(name)
+      ? (res: unknown) => encodeKvAnswer(name as KvAnswerMethod, res as object)
+      : method.responseSerialize;
     out[name] = {
       ...method,
       responseSerialize: (res: unknown) => (Buffer.isBuffer(res) ? res : encode(res)),
