@@ -4,8 +4,9 @@
  * An integer is written through a JavaScript number only when it is exact there (below 2^53).
  */
 
-/** Wire types. */
+/** Wire type of varint fields (integers, booleans, enums). */
 export const VARINT = 0;
+/** Wire type of length-delimited fields (bytes, strings, nested messages, packed lists). */
 export const LENGTH_DELIMITED = 2;
 
 const MAX_SAFE = 9_007_199_254_740_991n;
@@ -22,6 +23,7 @@ export function varintSize(n: number): number {
   return 8;
 }
 
+/** Writes `n` (a non-negative integer up to 2^53) as a varint at `offset`; returns the offset after it. */
 export function writeVarint(out: Buffer, offset: number, n: number): number {
   let o = offset;
   let v = n;
@@ -46,6 +48,7 @@ export function int64Size(n: bigint): number {
   return Math.ceil((64 - Math.clz32(hi)) / 7);
 }
 
+/** Writes `n` as an int64 varint at `offset` (ten bytes if negative); returns the offset after it. */
 export function writeInt64(out: Buffer, offset: number, n: bigint): number {
   if (n >= 0n && n <= MAX_SAFE) return writeVarint(out, offset, Number(n));
   let [lo, hi] = halves(n);
@@ -64,6 +67,7 @@ export function int64FieldSize(n: bigint): number {
   return n === 0n ? 0 : 1 + int64Size(n);
 }
 
+/** Writes `n` with its one-byte tag as field `field` (nothing if it is 0); returns the offset after it. */
 export function writeInt64Field(out: Buffer, offset: number, field: number, n: bigint): number {
   if (n === 0n) return offset;
   out[offset] = (field << 3) | VARINT;

@@ -32,7 +32,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from "../proto/index.js";
-import { CompareResult, CompareTarget, etcdServices, fromWire, toWire } from "../proto/index.js";
+import { CompareResult, CompareTarget, fromWire, toWire } from "../proto/index.js";
 import { type CopyPoint, copyDatabase } from "./backup.js";
 import { type HistoryRow, LockdDb, type SyncMode } from "./db.js";
 import { EtcdError, errors } from "./errors.js";
@@ -51,6 +51,7 @@ import {
   tombstone,
   type ValueLoader,
 } from "./kv.js";
+import { encodeKvAnswer } from "./kv-answers.js";
 import { LeaseIdGenerator } from "./lease-ids.js";
 import {
   encodeInSteps,
@@ -164,10 +165,9 @@ const MAX_SYNCS = 2;
 /** Large reads answered at once; more wait their turn. */
 const MAX_LARGE_READS = 2;
 
-/** The gRPC encoder of a KV method's response: the bytes a stepped answer is made of. */
+/** The encoder of a KV method's answer, as the server sends small ones: the tail of a stepped answer. */
 function encoder(method: "Range" | "DeleteRange"): (res: object) => Buffer {
-  const definition = etcdServices().KV.service[method] as { responseSerialize: (res: object) => Buffer };
-  return definition.responseSerialize;
+  return (res) => encodeKvAnswer(method, res);
 }
 
 function randomId(): bigint {
