@@ -13,6 +13,7 @@ import { LockdStartError } from "./errors.js";
 import { etcdHeaders } from "./etcd-headers.js";
 import { startIdleCollector } from "./idle-collector.js";
 import { encodeKvAnswer, type KvAnswerMethod } from "./kv-answers.js";
+import { type KvRequestMethod, kvRequestDecoders } from "./kv-requests.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import {
   authHandlers,
@@ -96,18 +97,22 @@ const stderrLog: Log = (event, fields) => {
 const HAND_WRITTEN = new Set<string>(["Range", "Put", "DeleteRange", "Txn"]);
 
 /**
- * The KV service definition with response encoders that send a `Buffer` as it is (the protobuf bytes of a
- * large answer, encoded by the store in steps) and write the answers of Range, Put, DeleteRange and Txn
- * by hand (`kv-answers.ts`). Compact's answers are encoded as usual.
+ * The KV service definition with lockd's own codecs for Range, Put, DeleteRange and Txn: requests decoded
+ * with shared defaults (`kv-requests.ts`), answers written by hand (`kv-answers.ts`). Every method's
+ * encoder sends a `Buffer` as it is (the protobuf bytes of a large answer, encoded by the store in
+ * steps). Compact's requests and answers go through gRPC's loader as usual.
  */
-function encodedAnswers(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+function kvCodecs(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const decoders = kvRequestDecoders();
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
-    const encode = HAND_WRITTEN.has(name)
+    const ours = HAND_WRITTEN.has(name);
+    const encode = ours
       ? (res: unknown) => encodeKvAnswer(name as KvAnswerMethod, res as object)
       : method.responseSerialize;
     out[name] = {
       ...method,
+      requestDeserialize: ours ? decoders[name as KvRequestMethod] : method.requestDeserialize,
       responseSerialize: (res: unknown) => (Buffer.isBuffer(res) ? res : encode(res)),
     };
   }
@@ -173,7 +178,7 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
   const services = etcdServices();
   let port = 0;
   const address = host.includes(":") ? `[${host}]` : host;
-  server.addService(encodedAnswers(services.KV.service), kvHandlers(store, ctx));
+  server.addService(kvCodecs(services.KV.service), kvHandlers(store, ctx));
   server.addService(services.Lease.service, leaseHandlers(store, ctx));
   server.addService(
     services.Cluster.service,

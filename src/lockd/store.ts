@@ -1020,10 +1020,9 @@ export class Store {
 
   private choosePath(req: TxnRequest, view: View): Path {
     const ok = (req.compare ?? []).every((c) => this.compareOk(c, view));
-    const ops = (ok ? req.success : req.failure) ?? [];
-    const nested = ops
-      .filter((op) => op.request === "request_txn")
-      .map((op) => this.choosePath(op.request_txn as TxnRequest, view));
+    const nested: Path[] = [];
+    for (const op of (ok ? req.success : req.failure) ?? [])
+      if (op.request === "request_txn") nested.push(this.choosePath(op.request_txn as TxnRequest, view));
     return { ok, nested };
   }
 
