@@ -31,8 +31,8 @@ describe("lockd's idle collector", { timeout: 120_000 }, () => {
     try {
       const { pid } = lockd.child;
 
-      // Idle from the start, longer than the five seconds a collection waits for, but nothing to give back.
-      await sleep(6000);
+      // Idle from the start, longer than the six seconds a collection waits for, but nothing to give back.
+      await sleep(7000);
       assert.equal(await count(), 0);
 
       // Polls the count until it passes `past` or `ms` pass; resolves with the count and the wait.
@@ -59,7 +59,7 @@ describe("lockd's idle collector", { timeout: 120_000 }, () => {
       assert.equal(after, 1, "one collection after the fill, and no more while idle");
       assert.ok(rss <= filled - 15, `RSS ${rss.toFixed(0)} MB, ${filled.toFixed(0)} MB right after the fill`);
 
-      // Bursts that recur: the second within a minute still waits five seconds, the third ten.
+      // Bursts that recur: the second within a minute still waits about six seconds, the third ten.
       await fillKeys(lockd.endpoint, 100_000, "/idle/a/");
       const second = await waitPast(1, 10_000);
       await fillKeys(lockd.endpoint, 100_000, "/idle/a/");
@@ -69,8 +69,8 @@ describe("lockd's idle collector", { timeout: 120_000 }, () => {
       );
       assert.equal(second.n, 2, "no collection after the second burst");
       assert.equal(third.n, 3, "no collection after the third burst");
-      assert.ok(second.seconds < 7.5, `the second burst's collection came ${second.seconds} s after it`);
-      assert.ok(third.seconds >= 7.5, `the third burst's collection came ${third.seconds} s after it`);
+      assert.ok(second.seconds < 9, `the second burst's collection came ${second.seconds} s after it`);
+      assert.ok(third.seconds >= 9, `the third burst's collection came ${third.seconds} s after it`);
     } finally {
       await lockd.stop();
     }
@@ -80,8 +80,8 @@ describe("lockd's idle collector", { timeout: 120_000 }, () => {
     const { lockd, count } = await lockdWithMetrics();
     try {
       await fillKeys(lockd.endpoint, 160_000, "/idle/many/");
-      // The first collection would wait five seconds; give it half as long again.
-      await sleep(7500);
+      // The first collection would wait about six seconds; give it half as long again.
+      await sleep(9000);
       assert.equal(await count(), 0, "a collection ran with 160,000 keys live");
     } finally {
       await lockd.stop();
