@@ -32,8 +32,8 @@ import {
 const WARMUP_MS = 16_000;
 /**
  * RSS with 100,000 keys is read this long after both fills: at rest, both servers quiet. lockd gives a
- * burst's garbage back after six to seven seconds of calm (docs/lockd.md, "Limits"); etcd's figure does
- * not change over these seconds.
+ * burst's garbage back after six to seven seconds of calm (docs/lockd.md, "Limits"); etcd's Go runtime
+ * on its own schedule.
  */
 const REST_MS = 10_000;
 
