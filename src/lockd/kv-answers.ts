@@ -3,8 +3,8 @@
  * the key-values of large ones. gRPC's encoder (protobufjs) builds a message object for every header,
  * key and operation of an answer and parses each decimal int64 back into a `Long`, several objects per
  * field: during 1,000 lock takes at once that was 6% of lockd's busy time, and `Long`s (from it and from
- * the request decoder) 8% of all lockd allocated. Here a first pass sizes each nested message (in order, in an array), and a second writes
- * the answer into one buffer. Fields holding their default (0, false, empty) are left out, as proto3
+ * the request decoder) 8% of all lockd allocated. Here a first pass sizes each nested message (in order,
+ * in an array), and a second writes the answer into one buffer. Fields holding their default (0, false, empty) are left out, as proto3
  * encoders and etcd do; a message field that is set is written even when empty, as protobufjs does.
  */
 import type {

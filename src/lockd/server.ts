@@ -94,8 +94,6 @@ const stderrLog: Log = (event, fields) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
 };
 
-const HAND_WRITTEN = new Set<string>(["Range", "Put", "DeleteRange", "Txn"]);
-
 /**
  * The KV service definition with lockd's own codecs for Range, Put, DeleteRange and Txn: requests decoded
  * with shared defaults (`kv-requests.ts`), answers written by hand (`kv-answers.ts`). Every method's
@@ -106,7 +104,7 @@ function kvCodecs(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const decoders = kvRequestDecoders();
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
-    const ours = HAND_WRITTEN.has(name);
+    const ours = Object.hasOwn(decoders, name);
     const encode = ours
       ? (res: unknown) => encodeKvAnswer(name as KvAnswerMethod, res as object)
       : method.responseSerialize;

@@ -11,6 +11,7 @@ import { LockdStorageError } from "../../src/lockd/errors.js";
 import type { Kv } from "../../src/lockd/kv.js";
 import { encodeInSteps, STEP_KEYS, type StepLoader } from "../../src/lockd/range-result.js";
 import { ETCD_PROTO_PATH } from "../../src/proto/index.js";
+import { prng } from "./prng.js";
 
 const root = new protobuf.Root().loadSync(ETCD_PROTO_PATH, { keepCase: true });
 const RangeResponse = root.lookupType("etcdserverpb.RangeResponse");
@@ -35,15 +36,6 @@ const INT64_EDGES = [
   -1n,
   -(2n ** 63n),
 ];
-
-/** A deterministic generator, so a failure names a reproducible case. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 function bytesOf(random: () => number, length: number): string {
   let s = "";

@@ -10,6 +10,7 @@ import { describe, test } from "node:test";
 import { encodeKvAnswer, type KvAnswerMethod } from "../../src/lockd/kv-answers.js";
 import { etcdServices } from "../../src/proto/index.js";
 import type { KeyValue, ResponseHeader, ResponseOp, TxnResponse } from "../../src/proto/types.js";
+import { prng } from "./prng.js";
 
 const kv = etcdServices().KV.service;
 const grpcEncode = (m: KvAnswerMethod, res: object) => kv[m]?.responseSerialize(res) as Buffer;
@@ -34,15 +35,6 @@ const EDGES = [
   "-9223372036854775808",
 ];
 const UNSIGNED_EDGES = [...EDGES.filter((e) => !e.startsWith("-")), "18446744073709551615"];
-
-/** A deterministic generator, so a failure names a reproducible case. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Builders of answers; `zeros` puts a default (0, false, empty) in about half the fields. */
 function answers(seed: number, zeros: boolean) {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { type KvRequestMethod, kvRequestDecoders } from "../../src/lockd/kv-requests.js";
 import { etcdServices } from "../../src/proto/index.js";
+import { prng } from "./prng.js";
 
 const kv = etcdServices().KV.service;
 const ours = kvRequestDecoders();
@@ -33,14 +34,6 @@ const EDGES = [
   "-9007199254740993",
   "-9223372036854775808",
 ];
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Builders of requests; each field is left out about a third of the time. */
 function requests(seed: number) {
