@@ -6,12 +6,13 @@
  * A large answer is built in steps (`encodeInSteps`): each step turns at most `STEP_KEYS` keys into
  * protobuf bytes, then yields to the event loop, so keep-alives and small requests are served between
  * steps. Protobuf appends the repeated fields of concatenated messages, so the steps' bytes followed by
- * the header's are one valid message; gRPC sends it as it is.
+ * the header's are one valid message; it is written behind gRPC's prefix, and gRPC sends it as it is.
  */
 import type { KeyValue, RangeRequest } from "../proto/index.js";
 import { fromWire, SortOrder, SortTarget, toWire } from "../proto/index.js";
 import { keyValueElementSize, keyValueSize, writeKeyValue } from "./encode.js";
 import { LockdStorageError } from "./errors.js";
+import { frameBuffer, GrpcFrame, PREFIX_BYTES } from "./grpc-frame.js";
 import { type Kv, kvToWire, kvValue, type ValueLoader } from "./kv.js";
 
 /** Reads values kept only in SQLite: one at a time, or those of a whole step at once. */
@@ -141,9 +142,10 @@ export function rangeResult(
 
 /**
  * Encodes the key-values of a large answer in steps of `STEP_KEYS`, as elements of `field`, and `tail`
- * (the header and scalar fields, last so that they win) at the end: one buffer, allocated once, that gRPC
- * sends as it is. A first pass sizes every record, a second writes them, reading the values kept only
- * in SQLite step by step. Rejects with `LockdStorageError` if a value read is not as long as its record.
+ * (the header and scalar fields, last so that they win) at the end: one buffer behind gRPC's prefix,
+ * allocated once, that gRPC sends as it is. A first pass sizes every record, a second writes them,
+ * reading the values kept only in SQLite step by step. Rejects with `LockdStorageError` if a value read
+ * is not as long as its record.
  */
 export async function encodeInSteps(
   kvs: Kv[],
@@ -151,7 +153,7 @@ export async function encodeInSteps(
   load: StepLoader,
   field: "kvs" | "prev_kvs",
   tail: Buffer,
-): Promise<Buffer> {
+): Promise<GrpcFrame> {
   const sizes = new Int32Array(kvs.length);
   let total = tail.length;
   for (let i = 0; i < kvs.length; i++) {
@@ -160,8 +162,8 @@ export async function encodeInSteps(
     sizes[i] = size;
     total += keyValueElementSize(size);
   }
-  const out = Buffer.allocUnsafe(total);
-  let offset = 0;
+  const out = frameBuffer(total);
+  let offset = PREFIX_BYTES;
   for (let i = 0; i < kvs.length; i += STEP_KEYS) {
     if (i > 0) await nextTurn();
     const end = Math.min(i + STEP_KEYS, kvs.length);
@@ -170,9 +172,9 @@ export async function encodeInSteps(
       offset = writeKeyValue(out, offset, field, kvs[j] as Kv, sizes[j] as number, stored);
   }
   offset += tail.copy(out, offset);
-  if (offset !== total)
-    throw new LockdStorageError(`an answer came out ${offset} bytes long, sized ${total}`);
-  return out;
+  if (offset - PREFIX_BYTES !== total)
+    throw new LockdStorageError(`an answer came out ${offset - PREFIX_BYTES} bytes long, sized ${total}`);
+  return new GrpcFrame(out);
 }
 
 /** A Range answer over many keys, encoded in steps: see `encodeInSteps`. */
@@ -182,9 +184,9 @@ export async function encodeRangeInSteps(
   load: StepLoader,
   encode: (res: object) => Buffer,
   header: object,
-): Promise<Buffer> {
+): Promise<GrpcFrame> {
   const count = toWire(BigInt(all.length));
-  if (req.count_only) return encode({ header, count });
+  if (req.count_only) return GrpcFrame.of(encode({ header, count }));
   let source = all;
   if ((req.sort_target ?? SortTarget.KEY) === SortTarget.VALUE) {
     // The sort compares values: read those kept only in SQLite first, a step at a time.

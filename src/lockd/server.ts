@@ -11,6 +11,7 @@ import { etcdServices } from "../proto/index.js";
 import type { SyncMode } from "./db.js";
 import { LockdStartError } from "./errors.js";
 import { etcdHeaders } from "./etcd-headers.js";
+import { GrpcFrame, sendFramesAsTheyAre } from "./grpc-frame.js";
 import { startIdleCollector } from "./idle-collector.js";
 import { encodeKvAnswer, type KvAnswerMethod } from "./kv-answers.js";
 import { type KvRequestMethod, kvRequestDecoders } from "./kv-requests.js";
@@ -96,9 +97,9 @@ const stderrLog: Log = (event, fields) => {
 
 /**
  * The KV service definition with lockd's own codecs for Range, Put, DeleteRange and Txn: requests decoded
- * with shared defaults (`kv-requests.ts`), answers written by hand (`kv-answers.ts`). Every method's
- * encoder sends a `Buffer` as it is (the protobuf bytes of a large answer, encoded by the store in
- * steps). Compact's requests and answers go through gRPC's loader as usual.
+ * with shared defaults (`kv-requests.ts`), answers written by hand (`kv-answers.ts`). A large answer,
+ * encoded by the store in steps, comes framed (`grpc-frame.ts`): the encoder gives its message, for a
+ * call that frames it again. Compact's requests and answers go through gRPC's loader as usual.
  */
 function kvCodecs(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const decoders = kvRequestDecoders();
@@ -111,7 +112,7 @@ function kvCodecs(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
     out[name] = {
       ...method,
       requestDeserialize: ours ? decoders[name as KvRequestMethod] : method.requestDeserialize,
-      responseSerialize: (res: unknown) => (Buffer.isBuffer(res) ? res : encode(res)),
+      responseSerialize: (res: unknown) => (res instanceof GrpcFrame ? res.message : encode(res)),
     };
   }
   return out;
@@ -166,17 +167,24 @@ export async function startLockdServer(options: LockdOptions = {}): Promise<Lock
     }
   };
 
+  const services = etcdServices();
+  const kv = services.KV.service;
   const server = new grpc.Server({
     // Room for the gRPC framing around the largest request, as etcd allows.
     "grpc.max_receive_message_length": maxRequestBytes + 512 * 1024,
     // lockd serves no channelz: its bookkeeping (counters, timestamps) would only cost every call.
     "grpc.enable_channelz": 0,
-    interceptors: [etcdHeaders],
+    // The methods whose large answers the store encodes in steps, framed (see grpc-frame.ts).
+    interceptors: [
+      etcdHeaders,
+      sendFramesAsTheyAre(
+        ["Range", "DeleteRange"].map((m) => (kv[m] as grpc.MethodDefinition<unknown, unknown>).path),
+      ),
+    ],
   });
-  const services = etcdServices();
   let port = 0;
   const address = host.includes(":") ? `[${host}]` : host;
-  server.addService(kvCodecs(services.KV.service), kvHandlers(store, ctx));
+  server.addService(kvCodecs(kv), kvHandlers(store, ctx));
   server.addService(services.Lease.service, leaseHandlers(store, ctx));
   server.addService(
     services.Cluster.service,

@@ -36,6 +36,7 @@ import { CompareResult, CompareTarget, fromWire, toWire } from "../proto/index.j
 import { type CopyPoint, copyDatabase } from "./backup.js";
 import { type HistoryRow, LockdDb, type SyncMode } from "./db.js";
 import { EtcdError, errors } from "./errors.js";
+import type { GrpcFrame } from "./grpc-frame.js";
 import { inRange, type KeyRange, type KeyString, keyBytes, keyOf, keyRange } from "./keys.js";
 import {
   type ChangeEvent,
@@ -727,9 +728,9 @@ export class Store {
    * never wait for a disk sync. That is still linearizable: every acknowledged write is at or below the
    * committed revision. A read over more than `STEP_KEYS` keys takes the keys it answers with in one
    * go (pointers from memory, or pages from SQLite between turns) and is encoded in steps: the answer is
-   * then the protobuf bytes of the response.
+   * then the response's protobuf bytes, framed for gRPC.
    */
-  range(req: RangeRequest): Promise<RangeResponse | Buffer> {
+  range(req: RangeRequest): Promise<RangeResponse | GrpcFrame> {
     if (this.closed) return Promise.reject(errors.stopped());
     try {
       checkRange(req);
@@ -962,7 +963,7 @@ export class Store {
    * KV.DeleteRange: every key of the range at one revision, deleted a step per turn (see `runSteps`).
    * With `prev_kv` over more than `STEP_KEYS` keys, the answer is encoded in steps once committed.
    */
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse | Buffer> {
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse | GrpcFrame> {
     let finished = () => {};
     const applied = this.runSteps(async () => {
       checkDelete(req);

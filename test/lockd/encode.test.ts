@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import protobuf from "protobufjs";
 import { LockdStorageError } from "../../src/lockd/errors.js";
+import { type GrpcFrame, PREFIX_BYTES } from "../../src/lockd/grpc-frame.js";
 import type { Kv } from "../../src/lockd/kv.js";
 import { encodeInSteps, STEP_KEYS, type StepLoader } from "../../src/lockd/range-result.js";
 import { ETCD_PROTO_PATH } from "../../src/proto/index.js";
@@ -109,6 +110,13 @@ function expected(kvs: Kv[], stored: Map<Kv, string>, keysOnly: boolean) {
   }));
 }
 
+/** The message of a frame, its prefix checked: not compressed, then the message's length. */
+function messageOf(frame: GrpcFrame): Buffer {
+  assert.equal(frame.bytes[0], 0);
+  assert.equal(frame.bytes.readUInt32BE(1), frame.bytes.length - PREFIX_BYTES);
+  return frame.message;
+}
+
 describe("lockd's hand-written answers", () => {
   test("a Range answer reads back as its records and its header, over several steps", async () => {
     const { kvs, stored } = records(2 * STEP_KEYS + 37, 1);
@@ -116,7 +124,7 @@ describe("lockd's hand-written answers", () => {
       RangeResponse.encode({ header: { revision: 99, member_id: 7 }, more: true, count: 123_456 }).finish(),
     );
     const asked: Kv[] = [];
-    const bytes = await encodeInSteps(kvs, false, loader(stored, asked), "kvs", tail);
+    const bytes = messageOf(await encodeInSteps(kvs, false, loader(stored, asked), "kvs", tail));
     const { message, kvs: got } = decoded(RangeResponse, bytes, "kvs");
     assert.deepEqual(got, expected(kvs, stored, false));
     assert.equal(big((message.header as Record<string, unknown>).revision), 99n);
@@ -129,7 +137,7 @@ describe("lockd's hand-written answers", () => {
   test("keys only: no value is written or read", async () => {
     const { kvs, stored } = records(STEP_KEYS + 5, 2);
     const asked: Kv[] = [];
-    const bytes = await encodeInSteps(kvs, true, loader(stored, asked), "kvs", Buffer.alloc(0));
+    const bytes = messageOf(await encodeInSteps(kvs, true, loader(stored, asked), "kvs", Buffer.alloc(0)));
     assert.deepEqual(decoded(RangeResponse, bytes, "kvs").kvs, expected(kvs, stored, true));
     assert.equal(asked.length, 0);
   });
@@ -137,7 +145,7 @@ describe("lockd's hand-written answers", () => {
   test("a DeleteRange answer puts them in prev_kvs, its deleted count after them", async () => {
     const { kvs, stored } = records(700, 3);
     const tail = Buffer.from(DeleteRangeResponse.encode({ deleted: 700 }).finish());
-    const bytes = await encodeInSteps(kvs, false, loader(stored), "prev_kvs", tail);
+    const bytes = messageOf(await encodeInSteps(kvs, false, loader(stored), "prev_kvs", tail));
     const { message, kvs: got } = decoded(DeleteRangeResponse, bytes, "prev_kvs");
     assert.deepEqual(got, expected(kvs, stored, false));
     assert.equal(big(message.deleted), 700n);
@@ -146,7 +154,7 @@ describe("lockd's hand-written answers", () => {
 
   test("no records: the answer is the tail alone", async () => {
     const tail = Buffer.from(RangeResponse.encode({ count: 0 }).finish());
-    assert.deepEqual(await encodeInSteps([], false, loader(new Map()), "kvs", tail), tail);
+    assert.deepEqual(messageOf(await encodeInSteps([], false, loader(new Map()), "kvs", tail)), tail);
   });
 
   test("a value read from the database of another length than its record is refused", async () => {

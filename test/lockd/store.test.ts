@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { GrpcFrame } from "../../src/lockd/grpc-frame.js";
 import { INLINE_VALUE_BYTES } from "../../src/lockd/kv.js";
 import { Store } from "../../src/lockd/store.js";
 import {
@@ -156,9 +157,9 @@ test("a range during a compaction waits for the commit", async () => {
 
 /** Decodes an answer that the store encoded in steps, with gRPC's own decoder. */
 function decoded<T>(method: "Range" | "DeleteRange", res: unknown): T {
-  assert.ok(Buffer.isBuffer(res), "expected an answer encoded in steps");
+  assert.ok(res instanceof GrpcFrame, "expected an answer encoded in steps");
   const def = etcdServices().KV.service[method] as { responseDeserialize: (b: Buffer) => T };
-  return def.responseDeserialize(res);
+  return def.responseDeserialize(res.message);
 }
 
 /** Values longer than those kept in memory: a stepped answer reads them from SQLite. */
