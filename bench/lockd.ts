@@ -5,8 +5,8 @@
  * uncontended lock cycles (interleaved, so load changes weigh on both alike), 64 waiters on one lock,
  * 1,000 distinct locks held by 100 sessions, server RSS with 100,000 keys (right after the fill, and at
  * rest 10 s later), a full Range of them (five times each, interleaved; the median) and a DeleteRange of
- * them all with prev_kv, this client's garbage collected before each of those. Each figure the server decides is printed against its target (issue 13) as "met"
- * or "not met". Bounded: a few minutes.
+ * them all with prev_kv, this client's garbage collected before each of those. Each figure the server
+ * decides is printed against its target (issue 13) as "met" or "not met". Bounded: a few minutes.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";

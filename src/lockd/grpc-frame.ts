@@ -8,7 +8,8 @@
  *
  * grpc-js has no option for this, so an interceptor gives each call's base call a `serializeMessage`
  * that passes a `GrpcFrame` through, and leaves every other answer to grpc-js's own. If a grpc-js release
- * no longer frames there, a frame's message is sent the usual way (copied), and the frame test fails.
+ * no longer frames there, a frame's message is sent the usual way (copied), and
+ * test/lockd/grpc-frame.test.ts fails.
  */
 import type * as grpc from "@grpc/grpc-js";
 
