@@ -1,7 +1,8 @@
 /**
  * Answers framed ahead (`GrpcFrame`) over a real grpc-js server and client on loopback: with lockd's
  * interceptor a frame is sent as it is (its method's encoder never sees it), any other answer is encoded
- * as usual; without it, the frame's message goes through the encoder and arrives the same.
+ * as usual; without it, or with it on other methods, the frame's message goes through the encoder and
+ * arrives the same.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -72,6 +73,7 @@ function ask(client: grpc.Client, what: string): Promise<Buffer> {
 for (const [name, interceptors, framesEncoded] of [
   ["with lockd's interceptor, a frame is sent as it is", [sendFramesAsTheyAre([PATH])], 0],
   ["without it, a frame's message is encoded and framed by grpc-js", [], 2],
+  ["with it on other methods only, the same", [sendFramesAsTheyAre(["/fencelock.test.Frames/Other"])], 2],
 ] as const) {
   describe(name, () => {
     let server: Server;
