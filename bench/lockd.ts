@@ -132,7 +132,7 @@ const collectGarbage = gcFunction();
  * first in each round, its median was 1.23 to 1.30× etcd's and this client spent 474–649 ms of CPU on
  * each of lockd's answers against 371–449 on etcd's (the same bytes, decoded alone, took the same
  * time); with etcd's first, 1.02×. Collected before each request, 1.08× and 1.01× in either order, and
- * 425–495 ms of client CPU on each answer of either server.
+ * 425–514 ms of client CPU on each answer of either server (588 on one run's first).
  */
 async function bigRequest(fn: () => Promise<unknown>): Promise<number> {
   collectGarbage();
