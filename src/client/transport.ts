@@ -6,6 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { etcdServices } from "../proto/load.js";
 import type { AuthenticateResponse } from "../proto/types.js";
+import { answerDecoders } from "./answer-decoders.js";
 import {
   AbortedError,
   CallTimeoutError,
@@ -76,6 +77,13 @@ function normaliseEndpoint(endpoint: unknown): string {
 
 /** How long to wait before trying the endpoints again after a full round failed, in ms. */
 const ROUND_BACKOFF_MS = 100;
+
+/**
+ * The methods as called, by "Service.Method": the loader's definitions, with its answer decoder swapped
+ * for the client's own where there is one (`answer-decoders.ts`: the same objects for less work).
+ */
+const METHODS = new Map<string, grpc.MethodDefinition<unknown, unknown>>();
+let decoders: ReadonlyMap<string, (bytes: Buffer) => object> | undefined;
 
 /** The client side of the etcd v3 gRPC API over a list of endpoints. */
 export class Transport {
@@ -152,9 +160,17 @@ export class Transport {
   }
 
   private method(service: ServiceName, name: string): grpc.MethodDefinition<unknown, unknown> {
-    const definition = etcdServices()[service].service[name];
-    if (!definition) throw new InvalidArgumentError(`no method ${service}.${name}`);
-    return definition;
+    const key = `${service}.${name}`;
+    let method = METHODS.get(key);
+    if (!method) {
+      const definition = etcdServices()[service].service[name];
+      if (!definition) throw new InvalidArgumentError(`no method ${key}`);
+      decoders ??= answerDecoders();
+      const decode = decoders.get(key);
+      method = decode ? { ...definition, responseDeserialize: decode } : definition;
+      METHODS.set(key, method);
+    }
+    return method;
   }
 
   private async metadata(signal?: AbortSignal, deadline?: number): Promise<grpc.Metadata> {

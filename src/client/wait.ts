@@ -29,13 +29,14 @@ export class Wait {
   /** Absolute deadline (epoch ms), or undefined. */
   readonly deadline: number | undefined;
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly timeoutError: LockTimeoutError | undefined;
+  private timeoutError: LockTimeoutError | undefined;
+  private readonly timeoutMs: number | undefined;
   private timedOut = false;
   private readonly onAbort = () => this.controller?.abort();
 
   constructor(
     private readonly what: string,
-    lockName: string,
+    private readonly lockName: string,
     private readonly options: WaitOptions,
     private readonly sessionSignal: AbortSignal,
   ) {
@@ -52,8 +53,7 @@ export class Wait {
       if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
         throw new InvalidArgumentError(`timeoutMs must be a number ≥ 0, got ${timeoutMs}`);
       }
-      // Made here so its stack points at the caller that waited.
-      this.timeoutError = new LockTimeoutError(lockName, timeoutMs);
+      this.timeoutMs = timeoutMs;
       this.deadline = Date.now() + timeoutMs;
       this.timer = setTimeout(() => {
         this.timedOut = true;
@@ -69,7 +69,12 @@ export class Wait {
   reason(): unknown {
     if (!this.signal.aborted) return undefined;
     if (this.sessionSignal.aborted) return this.sessionSignal.reason;
-    if (this.timedOut) return this.timeoutError;
+    // Made when first needed (a stack trace costs microseconds, and most waits end in time); it is made
+    // in the waiting call's continuation, so its async stack still names the caller that waited.
+    if (this.timedOut) {
+      this.timeoutError ??= new LockTimeoutError(this.lockName, this.timeoutMs as number);
+      return this.timeoutError;
+    }
     return new AbortedError(this.what, this.options.signal?.reason);
   }
 

@@ -8,7 +8,13 @@
  * with defaults shared: "0", one empty buffer. Int64s are converted as `kv-answers.ts` writes them back:
  * through a number where that is exact, else through a `bigint`.
  */
-import protobuf from "protobufjs";
+
+import {
+  decodedBytes as bytes,
+  type Decoded,
+  decodedInt64 as int64,
+  decodedList as list,
+} from "../proto/decoded.js";
 import type {
   Compare,
   DeleteRangeRequest,
@@ -16,37 +22,8 @@ import type {
   RangeRequest,
   RequestOp,
   TxnRequest,
-  WireInt64,
 } from "../proto/index.js";
-import { ETCD_PROTO_PATH } from "../proto/index.js";
-
-/** A message as protobufjs decodes it: fields the request set are own properties, defaults inherited. */
-type Decoded = Record<string, unknown>;
-
-/** An int64 as protobufjs decodes it when the `long` package is present (checked at load). */
-interface DecodedLong {
-  low: number;
-  high: number;
-  unsigned: boolean;
-}
-
-const EMPTY = Buffer.alloc(0);
-const TWO_TO_32 = 4_294_967_296;
-
-function bytes(v: unknown): Buffer {
-  // An absent bytes field is protobufjs's shared empty array; a present one (even empty) a Buffer.
-  return Buffer.isBuffer(v) ? v : EMPTY;
-}
-
-/** An int64 as a decimal string: through a number when it is below 2^53 in magnitude, else a bigint. */
-function int64(v: unknown): WireInt64 {
-  const { low, high, unsigned } = v as DecodedLong;
-  if (high === 0 && low === 0) return "0";
-  const hi = unsigned ? high >>> 0 : high;
-  if (hi >= -0x20_0000 && hi < 0x20_0000) return String(hi * TWO_TO_32 + (low >>> 0));
-  const n = (BigInt(high) << 32n) | BigInt(low >>> 0);
-  return (unsigned ? BigInt.asUintN(64, n) : BigInt.asIntN(64, n)).toString();
-}
+import { etcdProtobufRoot } from "../proto/protobuf-root.js";
 
 function range(m: Decoded): RangeRequest {
   return {
@@ -129,13 +106,6 @@ function op(m: Decoded): RequestOp {
   return o;
 }
 
-function list<T>(v: unknown, convert: (m: Decoded) => T): T[] {
-  const items = v as Decoded[];
-  const out = new Array<T>(items.length);
-  for (let i = 0; i < items.length; i++) out[i] = convert(items[i] as Decoded);
-  return out;
-}
-
 function txn(m: Decoded): TxnRequest {
   return { compare: list(m.compare, compare), success: list(m.success, op), failure: list(m.failure, op) };
 }
@@ -152,15 +122,12 @@ const CONVERTERS: Record<KvRequestMethod, [type: string, convert: (m: Decoded) =
 
 /**
  * The request decoders of the four KV methods: each takes a gRPC message's bytes and returns the request
- * as gRPC's loader would (options in `src/proto/load.ts`). Loads `proto/etcd.proto` with protobufjs on
- * every call; call it once per server. A decoder throws protobufjs's error on bytes that are no such
- * message, as the loader's does, and gRPC answers the call with its own status.
+ * as gRPC's loader would (options in `src/proto/load.ts`). A decoder throws protobufjs's error on bytes
+ * that are no such message, as the loader's does, and gRPC answers the call with its own status.
+ * A second call returns new decoders over the same parsed `.proto`.
  */
 export function kvRequestDecoders(): Record<KvRequestMethod, (bytes: Buffer) => object> {
-  // Without the `long` package protobufjs would decode an int64 into a number, inexact past 2^53.
-  if (!protobuf.util.Long) throw new Error("lockd: protobufjs decodes int64s without Long");
-  const root = new protobuf.Root();
-  root.loadSync(ETCD_PROTO_PATH, { keepCase: true });
+  const root = etcdProtobufRoot();
   const decoders = {} as Record<KvRequestMethod, (bytes: Buffer) => object>;
   for (const [method, [name, convert]] of Object.entries(CONVERTERS)) {
     const type = root.lookupType(`etcdserverpb.${name}`);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { type KvRequestMethod, kvRequestDecoders } from "../../src/lockd/kv-requests.js";
 import { etcdServices } from "../../src/proto/index.js";
+import { checkBrokenBytes, INT64_EDGES, randomFields } from "../proto/random-messages.js";
 import { prng } from "./prng.js";
 
 const kv = etcdServices().KV.service;
@@ -15,34 +16,9 @@ const ours = kvRequestDecoders();
 const encode = (m: KvRequestMethod, req: object) => kv[m]?.requestSerialize(req) as Buffer;
 const loader = (m: KvRequestMethod, bytes: Buffer) => kv[m]?.requestDeserialize(bytes);
 
-const EDGES = [
-  "0",
-  "1",
-  "127",
-  "128",
-  "2147483647",
-  "2147483648",
-  "4294967295",
-  "4294967296",
-  "9007199254740991",
-  "9007199254740992",
-  "9007199254740993",
-  "9223372036854775807",
-  "-1",
-  "-4294967296",
-  "-9007199254740991",
-  "-9007199254740993",
-  "-9223372036854775808",
-];
-
 /** Builders of requests; each field is left out about a third of the time. */
 function requests(seed: number) {
-  const random = prng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
-  const maybe = <T>(f: () => T): T | undefined => (random() < 0.33 ? undefined : f());
-  const int = () => maybe(() => pick(EDGES));
-  const bytes = () => maybe(() => Buffer.from(Array.from({ length: Math.floor(random() * 20) }, () => 97)));
-  const flag = () => maybe(() => random() < 0.5);
+  const { random, pick, maybe, int, bytes, flag, list, members } = randomFields(seed);
   const enumOf = (max: number) =>
     maybe(() => (random() < 0.1 ? pick([max + 1, 99, -1]) : Math.floor(random() * (max + 1))));
   const range = () => ({
@@ -69,13 +45,6 @@ function requests(seed: number) {
     ignore_lease: flag(),
   });
   const del = () => ({ key: bytes(), range_end: bytes(), prev_kv: flag() });
-  /** Usually one member of a oneof, sometimes none, sometimes two or more. */
-  const members = <T extends string>(names: readonly T[]): T[] => {
-    const r = random();
-    if (r < 0.1) return [];
-    if (r < 0.8) return [pick(names)];
-    return names.filter(() => random() < 0.5);
-  };
   const compare = () => {
     const c: Record<string, unknown> = {
       result: enumOf(3),
@@ -84,7 +53,7 @@ function requests(seed: number) {
       range_end: bytes(),
     };
     for (const m of members(["version", "create_revision", "mod_revision", "value", "lease"] as const))
-      c[m] = m === "value" ? Buffer.from("v") : pick(EDGES);
+      c[m] = m === "value" ? Buffer.from("v") : pick(INT64_EDGES);
     return c;
   };
   const op = (depth: number): Record<string, unknown> => {
@@ -98,7 +67,6 @@ function requests(seed: number) {
     }
     return o;
   };
-  const list = <T>(f: () => T) => maybe(() => Array.from({ length: Math.floor(random() * 4) }, f));
   const txn = (depth: number) => ({
     compare: list(compare),
     success: list(() => op(depth)),
@@ -154,20 +122,7 @@ describe("lockd's KV request decoders", () => {
       const make = requests(seed);
       for (const m of METHODS) {
         const full = encode(m, make[m]());
-        const broken = [full.subarray(0, Math.floor(random() * full.length)), Buffer.from(full)];
-        const flip = broken[1] as Buffer;
-        if (flip.length > 0) flip[Math.floor(random() * flip.length)] = Math.floor(random() * 256);
-        for (const b of broken) {
-          let expected: unknown;
-          try {
-            expected = loader(m, b);
-          } catch (err) {
-            assert.throws(() => ours[m](b), `${m}, seed ${seed}: the loader threw ${String(err)}`);
-            thrown++;
-            continue;
-          }
-          assert.deepStrictEqual(ours[m](b), expected, `${m}, seed ${seed}`);
-        }
+        thrown += checkBrokenBytes(full, random, (b) => loader(m, b), ours[m], `${m}, seed ${seed}`);
       }
     }
     assert.ok(thrown > 20, `only ${thrown} of the broken messages were refused`);
