@@ -6,9 +6,8 @@
  * lock's Txn carries three ranges with six int64s each, so its decoding took 6 to 8 µs, of which the
  * parse was 1.4. Here the same objects come out (the tests compare them with the loader's, field by field)
  * with defaults shared: "0", one empty buffer. Int64s are converted as `kv-answers.ts` writes them back:
- * through a number where that is exact, else through a `bigint`.
+ * through a number where that is exact, else through a `bigint` (`src/proto/decoded.ts`).
  */
-
 import {
   decodedBytes as bytes,
   type Decoded,
