@@ -85,6 +85,12 @@ const ROUND_BACKOFF_MS = 100;
 const METHODS = new Map<string, grpc.MethodDefinition<unknown, unknown>>();
 let decoders: ReadonlyMap<string, (bytes: Buffer) => object> | undefined;
 
+/** A failed call as grpc-js's client reports it: "CODE NAME: details", with the status's fields. */
+function callError(status: grpc.StatusObject): Error & grpc.StatusObject {
+  const message = `${status.code} ${grpc.status[status.code]}: ${status.details}`;
+  return Object.assign(new Error(message), status);
+}
+
 /** The client side of the etcd v3 gRPC API over a list of endpoints. */
 export class Transport {
   readonly endpoints: readonly string[];
@@ -278,6 +284,12 @@ export class Transport {
     );
   }
 
+  /**
+   * One attempt, made on the channel's own call: grpc-js's `Client.makeUnaryRequest` wraps it in
+   * interceptor layers and an event emitter, and captures a stack trace for every call, which this client
+   * (with no interceptors, and its own typed errors) does not use. A failure rejects with what that method
+   * would give: an `Error` carrying the status's `code`, `details` and `metadata`.
+   */
   private once<Res>(
     endpoint: string,
     method: grpc.MethodDefinition<unknown, unknown>,
@@ -286,23 +298,47 @@ export class Transport {
     deadline: number,
     signal: AbortSignal | undefined,
   ): Promise<Res> {
-    const channel = this.channel(endpoint);
+    const channel = this.channel(endpoint).getChannel();
     return new Promise<Res>((resolve, reject) => {
-      const onAbort = () => call.cancel();
-      const call = channel.makeUnaryRequest(
-        method.path,
-        method.requestSerialize,
-        method.responseDeserialize,
-        request,
-        metadata,
-        { deadline },
-        (err, res) => {
-          signal?.removeEventListener("abort", onAbort);
-          if (err) reject(err);
-          else resolve(res as Res);
+      const call = channel.createCall(method.path, deadline, undefined, null, undefined);
+      const onAbort = () => call.cancelWithStatus(grpc.status.CANCELLED, "Cancelled on client");
+      let answer: { value: unknown } | undefined;
+      let unreadable: grpc.StatusObject | undefined;
+      call.start(metadata, {
+        onReceiveMetadata: () => {},
+        onReceiveMessage: (message: Buffer) => {
+          if (answer) {
+            call.cancelWithStatus(grpc.status.UNIMPLEMENTED, "Too many responses received");
+            return;
+          }
+          try {
+            answer = { value: method.responseDeserialize(message) };
+          } catch (err) {
+            const details = `Response message parsing error: ${err instanceof Error ? err.message : String(err)}`;
+            unreadable = { code: grpc.status.INTERNAL, details, metadata: new grpc.Metadata() };
+            call.cancelWithStatus(unreadable.code, details);
+          }
         },
-      );
+        onReceiveStatus: (received: grpc.StatusObject) => {
+          signal?.removeEventListener("abort", onAbort);
+          const status = unreadable ?? received;
+          if (status.code === grpc.status.OK && answer) resolve(answer.value as Res);
+          else if (status.code === grpc.status.OK)
+            reject(callError({ ...status, code: grpc.status.UNIMPLEMENTED, details: "No message received" }));
+          else reject(callError(status));
+        },
+      });
+      call.startRead();
       signal?.addEventListener("abort", onAbort, { once: true });
+      let bytes: Buffer;
+      try {
+        bytes = method.requestSerialize(request);
+      } catch (err) {
+        call.cancelWithStatus(grpc.status.INTERNAL, `Request message serialization failure: ${String(err)}`);
+        return;
+      }
+      call.sendMessageWithContext({}, bytes);
+      call.halfClose();
     });
   }
 
