@@ -307,10 +307,6 @@ export class Transport {
       call.start(metadata, {
         onReceiveMetadata: () => {},
         onReceiveMessage: (message: Buffer) => {
-          if (answer) {
-            call.cancelWithStatus(grpc.status.UNIMPLEMENTED, "Too many responses received");
-            return;
-          }
           try {
             answer = { value: method.responseDeserialize(message) };
           } catch (err) {

@@ -1,22 +1,26 @@
 /**
  * The client's unary call, made on grpc-js's channel call rather than through `Client.makeUnaryRequest`,
  * against a real grpc-js server that misbehaves: an answer that is no such message must fail the call
- * with INTERNAL, as grpc-js's client would, and a status must come through with its code and details.
+ * with INTERNAL and no answer with UNIMPLEMENTED, as grpc-js's client would; two answers hold it to its
+ * deadline, as they do grpc-js's; and a status must come through with its code and details.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { connect, EtcdError, LeaseNotFoundError } from "../../src/client/index.js";
+import { CallTimeoutError, connect, EtcdError, LeaseNotFoundError } from "../../src/client/index.js";
 import { etcdServices } from "../../src/proto/index.js";
 
-type Handler = grpc.handleUnaryCall<unknown, unknown>;
-
-/** A server of Lease.LeaseGrant only, with `serialize` for its answers. */
-async function leaseServer(handler: Handler, serialize?: (answer: unknown) => Buffer) {
+/**
+ * A server of Lease.LeaseGrant only, its definition changed by `change` (another answer encoder, or
+ * answers streamed, so that a unary client can be sent none or two).
+ */
+async function leaseServer(
+  handler: grpc.UntypedHandleCall,
+  change: Partial<grpc.MethodDefinition<unknown, unknown>> = {},
+) {
   const definition = etcdServices().Lease.service.LeaseGrant as grpc.MethodDefinition<unknown, unknown>;
   const server = new grpc.Server();
-  const method = serialize ? { ...definition, responseSerialize: serialize } : definition;
-  server.addService({ LeaseGrant: method }, { LeaseGrant: handler });
+  server.addService({ LeaseGrant: { ...definition, ...change } }, { LeaseGrant: handler });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),
@@ -25,8 +29,8 @@ async function leaseServer(handler: Handler, serialize?: (answer: unknown) => Bu
   return { endpoint: `127.0.0.1:${port}`, stop: () => server.forceShutdown() };
 }
 
-async function grantError(endpoint: string): Promise<unknown> {
-  const client = connect({ endpoints: [endpoint], callTimeoutMs: 5_000 });
+async function grantError(endpoint: string, callTimeoutMs = 5_000): Promise<unknown> {
+  const client = connect({ endpoints: [endpoint], callTimeoutMs });
   try {
     await client.session({ ttl: 5 });
     return undefined;
@@ -40,10 +44,8 @@ async function grantError(endpoint: string): Promise<unknown> {
 describe("the client's unary call", () => {
   it("an answer that is no LeaseGrantResponse fails the call with INTERNAL, saying it could not be read", async () => {
     // Field 1 with wire type 7, which does not exist: protobufjs refuses it.
-    const server = await leaseServer(
-      (_call, callback) => callback(null, {}),
-      () => Buffer.from([0x0f, 0xff, 0xff]),
-    );
+    const unary: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) => callback(null, {});
+    const server = await leaseServer(unary, { responseSerialize: () => Buffer.from([0x0f, 0xff, 0xff]) });
     try {
       const err = await grantError(server.endpoint);
       assert.ok(err instanceof EtcdError, String(err));
@@ -55,9 +57,9 @@ describe("the client's unary call", () => {
   });
 
   it("a status comes through with its code and details", async () => {
-    const server = await leaseServer((_call, callback) =>
-      callback({ code: grpc.status.NOT_FOUND, details: "etcdserver: requested lease not found" }),
-    );
+    const unary: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) =>
+      callback({ code: grpc.status.NOT_FOUND, details: "etcdserver: requested lease not found" });
+    const server = await leaseServer(unary);
     try {
       const err = await grantError(server.endpoint);
       assert.ok(err instanceof LeaseNotFoundError, String(err));
@@ -65,6 +67,39 @@ describe("the client's unary call", () => {
       assert.equal(cause.code, grpc.status.NOT_FOUND);
       assert.equal(cause.details, "etcdserver: requested lease not found");
       assert.equal(cause.message, "5 NOT_FOUND: etcdserver: requested lease not found");
+    } finally {
+      server.stop();
+    }
+  });
+
+  it('no answer with status OK fails the call with UNIMPLEMENTED, "No message received"', async () => {
+    const none: grpc.handleServerStreamingCall<unknown, unknown> = (call) => call.end();
+    const server = await leaseServer(none, { responseStream: true });
+    try {
+      const err = await grantError(server.endpoint);
+      assert.ok(err instanceof EtcdError, String(err));
+      assert.equal(err.grpcCode, grpc.status.UNIMPLEMENTED);
+      assert.equal(err.details, "No message received");
+    } finally {
+      server.stop();
+    }
+  });
+
+  it("two answers hold the call to its deadline, as with grpc-js's client, and no longer", async () => {
+    // grpc-js delivers the status only once every answer is read, and a unary call reads one.
+    const answer = { header: {}, ID: "1", TTL: "5", error: "" };
+    const two: grpc.handleServerStreamingCall<unknown, unknown> = (call) => {
+      call.write(answer);
+      call.write(answer);
+      call.end();
+    };
+    const server = await leaseServer(two, { responseStream: true });
+    try {
+      const started = Date.now();
+      const err = await grantError(server.endpoint, 500);
+      assert.ok(err instanceof CallTimeoutError, String(err));
+      // Retried once on another attempt, then given up: twice the call timeout, with slack.
+      assert.ok(Date.now() - started < 5_000, `failed after ${Date.now() - started} ms`);
     } finally {
       server.stop();
     }
