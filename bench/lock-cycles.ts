@@ -28,7 +28,11 @@ export interface ContentionStats {
   waiters: number;
   /** Acquisitions (each followed by a release) completed inside the time budget. */
   cycles: number;
+  /** The time budget, in seconds. */
+  seconds: number;
   throughput: number;
+  /** What `wakeupsPerRelease` is per: fencelock's hand-overs to a queued waiter, etcd3's releases. */
+  releases: number;
   /**
    * fencelock: watch events delivered to waiters per hand-over of the lock to a queued waiter (1.00 is
    * ideal). etcd3 has no watch: failed attempts per release, i.e. how often a contender woke up in vain.
@@ -204,12 +208,22 @@ class FifoCheck {
   }
 }
 
+/** What `contention` counted in one run. */
+interface ContentionRun {
+  label: string;
+  waiters: number;
+  cycles: number;
+  seconds: number;
+  throughput: number;
+  fifo: FifoCheck;
+}
+
 async function contention(
   label: string,
   waiters: number,
   options: RunOptions,
   worker: (i: number, fifo: FifoCheck, end: AbortSignal, counted: () => void) => Promise<void>,
-): Promise<{ label: string; waiters: number; cycles: number; throughput: number; fifo: FifoCheck }> {
+): Promise<ContentionRun> {
   const fifo = new FifoCheck();
   let cyclesDone = 0;
   // At the end, waiters give up instead of each taking one more turn.
@@ -227,72 +241,124 @@ async function contention(
   } finally {
     clearTimeout(timer);
   }
-  return { label, waiters, cycles: cyclesDone, throughput: cyclesDone / (options.durationMs / 1000), fifo };
+  const seconds = options.durationMs / 1000;
+  return { label, waiters, cycles: cyclesDone, seconds, throughput: cyclesDone / seconds, fifo };
+}
+
+/** A run's figures, with `wakeups` spread over `releases`. */
+function contentionStats(run: ContentionRun, releases: number, wakeups: number): ContentionStats {
+  return {
+    label: run.label,
+    waiters: run.waiters,
+    cycles: run.cycles,
+    seconds: run.seconds,
+    throughput: run.throughput,
+    releases,
+    wakeupsPerRelease: releases === 0 ? 0 : wakeups / releases,
+    fifoViolations: run.fifo.violations,
+  };
+}
+
+/** fencelock contenders set up on one server, ready to contend for a while, again and again. */
+export interface ContentionRig {
+  /** Runs the contenders for `options.durationMs` and returns that run's figures. */
+  run(options: RunOptions): Promise<ContentionStats>;
+  /** Closes the contenders' client (their sessions end with it). */
+  close(): Promise<void>;
 }
 
 /**
- * `waiters` fencelock contenders, each with its own session, taking and releasing one lock in a loop.
- * Counts watch events delivered to waiters (from the client's `LOCK_CHANNEL`) per release.
+ * `waiters` fencelock contenders, each with its own session, set up to take and release one lock in a
+ * loop. Each run counts watch events delivered to waiters (from the client's `LOCK_CHANNEL`) per
+ * release. The sessions live across runs, so runs on several servers can alternate without setting up
+ * (and tearing down) 64 sessions between them.
  */
+export async function fencelockContentionRig(endpoints: string[], waiters: number): Promise<ContentionRig> {
+  const name = `/bench/fencelock/contention-${waiters}`;
+  const client = connect({ endpoints });
+  const sessions = await Promise.all(Array.from({ length: waiters }, () => client.session({ ttl: 30 })));
+  const workerOfKey = new Map(sessions.map((s, i) => [s.mutex(name).key, i]));
+  return {
+    async run(options) {
+      let fifoRef: FifoCheck | undefined;
+      // Watch events per waiting attempt, counted once the attempt ends with the lock (a hand-over).
+      let wakes = 0;
+      let handoffs = 0;
+      const pendingWakes = new Map<string, number>();
+      const onEvent = (message: unknown) => {
+        const e = message as LockEvent;
+        if (e.name !== name) return;
+        if (e.event === "wake") pendingWakes.set(e.key, (pendingWakes.get(e.key) ?? 0) + 1);
+        else if (e.event === "queued") {
+          pendingWakes.set(e.key, 0);
+          fifoRef?.queued(workerOfKey.get(e.key) ?? -1);
+        } else if (e.event === "acquired" && pendingWakes.has(e.key)) {
+          wakes += pendingWakes.get(e.key) ?? 0;
+          handoffs++;
+          pendingWakes.delete(e.key);
+        } else if (e.event === "cancelled") pendingWakes.delete(e.key);
+      };
+      diagnostics_channel.subscribe(LOCK_CHANNEL, onEvent);
+      try {
+        const run = await contention("fencelock", waiters, options, async (i, fifo, end, counted) => {
+          fifoRef = fifo;
+          const mutex = (sessions[i] as (typeof sessions)[number]).mutex(name);
+          while (!end.aborted) {
+            fifo.called(i);
+            let lock: Lock;
+            try {
+              lock = await mutex.lock({ signal: end, timeoutMs: 60_000 });
+            } catch (err) {
+              if (err instanceof AbortedError) return;
+              throw err;
+            }
+            fifo.acquired(i);
+            counted();
+            await lock.unlock();
+          }
+        });
+        // Each hand-over to a queued waiter should cost exactly one watch event.
+        return contentionStats(run, handoffs, wakes);
+      } finally {
+        diagnostics_channel.unsubscribe(LOCK_CHANNEL, onEvent);
+      }
+    },
+    close: () => client.close(),
+  };
+}
+
+/** One run of {@link fencelockContentionRig}: set up, run once, close. */
 export async function fencelockContention(
   endpoints: string[],
   waiters: number,
   options: RunOptions,
 ): Promise<ContentionStats> {
-  const name = `/bench/fencelock/contention-${waiters}`;
-  const client = connect({ endpoints });
-  const sessions = await Promise.all(Array.from({ length: waiters }, () => client.session({ ttl: 30 })));
-  const workerOfKey = new Map(sessions.map((s, i) => [s.mutex(name).key, i]));
-  let fifoRef: FifoCheck | undefined;
-  // Watch events per waiting attempt, counted once the attempt ends with the lock (a hand-over).
-  let wakes = 0;
-  let handoffs = 0;
-  const pendingWakes = new Map<string, number>();
-  const onEvent = (message: unknown) => {
-    const e = message as LockEvent;
-    if (e.name !== name) return;
-    if (e.event === "wake") pendingWakes.set(e.key, (pendingWakes.get(e.key) ?? 0) + 1);
-    else if (e.event === "queued") {
-      pendingWakes.set(e.key, 0);
-      fifoRef?.queued(workerOfKey.get(e.key) ?? -1);
-    } else if (e.event === "acquired" && pendingWakes.has(e.key)) {
-      wakes += pendingWakes.get(e.key) ?? 0;
-      handoffs++;
-      pendingWakes.delete(e.key);
-    } else if (e.event === "cancelled") pendingWakes.delete(e.key);
-  };
-  diagnostics_channel.subscribe(LOCK_CHANNEL, onEvent);
+  const rig = await fencelockContentionRig(endpoints, waiters);
   try {
-    const run = await contention("fencelock", waiters, options, async (i, fifo, end, counted) => {
-      fifoRef = fifo;
-      const mutex = (sessions[i] as (typeof sessions)[number]).mutex(name);
-      while (!end.aborted) {
-        fifo.called(i);
-        let lock: Lock;
-        try {
-          lock = await mutex.lock({ signal: end, timeoutMs: 60_000 });
-        } catch (err) {
-          if (err instanceof AbortedError) return;
-          throw err;
-        }
-        fifo.acquired(i);
-        counted();
-        await lock.unlock();
-      }
-    });
-    return {
-      label: run.label,
-      waiters,
-      cycles: run.cycles,
-      throughput: run.throughput,
-      // Each hand-over to a queued waiter should cost exactly one watch event.
-      wakeupsPerRelease: handoffs === 0 ? 0 : wakes / handoffs,
-      fifoViolations: run.fifo.violations,
-    };
+    return await rig.run(options);
   } finally {
-    diagnostics_channel.unsubscribe(LOCK_CHANNEL, onEvent);
-    await client.close();
+    await rig.close();
   }
+}
+
+/** The figures of several runs of the same contenders on one server, as if one run. */
+export function mergeContention(runs: ContentionStats[]): ContentionStats {
+  const first = runs[0];
+  if (!first) throw new Error("mergeContention: no runs");
+  const sum = (pick: (r: ContentionStats) => number) => runs.reduce((total, r) => total + pick(r), 0);
+  const cycles = sum((r) => r.cycles);
+  const seconds = sum((r) => r.seconds);
+  const releases = sum((r) => r.releases);
+  return {
+    label: first.label,
+    waiters: first.waiters,
+    cycles,
+    seconds,
+    throughput: cycles / seconds,
+    releases,
+    wakeupsPerRelease: releases === 0 ? 0 : sum((r) => r.wakeupsPerRelease * r.releases) / releases,
+    fifoViolations: sum((r) => r.fifoViolations),
+  };
 }
 
 /**
@@ -333,14 +399,7 @@ export async function etcd3Contention(
         }
       }
     });
-    return {
-      label: run.label,
-      waiters,
-      cycles: run.cycles,
-      throughput: run.throughput,
-      wakeupsPerRelease: releases === 0 ? 0 : failedAttempts / releases,
-      fifoViolations: run.fifo.violations,
-    };
+    return contentionStats(run, releases, failedAttempts);
   } finally {
     client.close();
   }
