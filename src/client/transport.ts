@@ -233,6 +233,8 @@ export class Transport {
     // Retries of an idempotent call end at twice the call timeout, or at the caller's deadline.
     const end = Math.min(options.deadline ?? Number.POSITIVE_INFINITY, Date.now() + 2 * this.callTimeoutMs);
     const method = this.method(service, name);
+    // Once for every attempt. It throws only on a request that is no object, which the types rule out.
+    const bytes = method.requestSerialize(request);
     let reauthenticated = false;
     const unreachable = new Map<string, "refused" | "not-grpc">();
     for (let attempt = 1; ; attempt++) {
@@ -241,7 +243,7 @@ export class Transport {
       const deadline = Math.min(end, Date.now() + this.callTimeoutMs);
       try {
         const metadata = withAuth ? await this.metadata(signal, deadline) : new grpc.Metadata();
-        const res = await this.once<Res>(endpoint, method, request, metadata, deadline, signal);
+        const res = await this.once<Res>(endpoint, method, bytes, metadata, deadline, signal);
         this.reached = true;
         return res;
       } catch (raw) {
@@ -293,7 +295,7 @@ export class Transport {
   private once<Res>(
     endpoint: string,
     method: grpc.MethodDefinition<unknown, unknown>,
-    request: object,
+    request: Buffer,
     metadata: grpc.Metadata,
     deadline: number,
     signal: AbortSignal | undefined,
@@ -326,14 +328,7 @@ export class Transport {
       });
       call.startRead();
       signal?.addEventListener("abort", onAbort, { once: true });
-      let bytes: Buffer;
-      try {
-        bytes = method.requestSerialize(request);
-      } catch (err) {
-        call.cancelWithStatus(grpc.status.INTERNAL, `Request message serialization failure: ${String(err)}`);
-        return;
-      }
-      call.sendMessageWithContext({}, bytes);
+      call.sendMessageWithContext({}, request);
       call.halfClose();
     });
   }
